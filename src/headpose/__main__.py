@@ -1,0 +1,5 @@
+import sys
+
+from headpose.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""Command line: parsing and dispatch only. Every verb calls one function of the Python API.
+
+    headpose train / evaluate / export / predict / prepare / data show / synth render / synth mesh / demo / bench
+
+Errors the user can fix (``HeadposeError``) print one line and exit with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from headpose.errors import HeadposeError
+
+
+def _csv_or_range(text: str) -> list[float]:
+    """``start:stop:step`` (stop inclusive) or a comma list, for --yaw/--pitch/--roll."""
+    from headpose.synth.grid import parse_angles
+
+    try:
+        return parse_angles(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="headpose", description="Head pose (yaw, pitch, roll) with SSR-Net-MT.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('headpose').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # --- train ---------------------------------------------------------------------------------------------
+    t = sub.add_parser("train", help="train SSR-Net-MT on .npz datasets")
+    t.add_argument("--config", help="TOML file with any of the flags below (flags given on the command line win)")
+    t.add_argument("--data", nargs="+", help="training .npz files (concatenated)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--val", nargs="+", help="validation .npz files")
+    g.add_argument("--val-split", type=float, help="hold out this fraction of the training data for validation")
+    t.add_argument("--out", help="run folder (checkpoints, history.csv, plot)")
+    t.add_argument("--resume", metavar="RUN", help="continue a killed run from its last checkpoint")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--size", type=int, help="input image size (default: the data's)")
+    t.add_argument("--channels", type=int, choices=(1, 3))
+    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    t.add_argument("--workers", type=int, help="threads for the input pipeline")
+
+    # --- evaluate ------------------------------------------------------------------------------------------
+    e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")
+    e.add_argument("--model", required=True, help=".keras, .h5, .tflite or .onnx")
+    e.add_argument("--data", nargs="+", required=True, help="test .npz files")
+    e.add_argument("--json", help="write the results as JSON")
+    e.add_argument("--plot", help="PNG: absolute error against true yaw")
+    e.add_argument("--batch-size", type=int, default=64)
+
+    # --- export --------------------------------------------------------------------------------------------
+    x = sub.add_parser("export", help="convert a .keras model to TFLite (float/int8) or ONNX")
+    x.add_argument("--model", required=True, help=".keras (or legacy .h5 weights)")
+    x.add_argument("--format", required=True, choices=("tflite", "tflite-int8", "onnx"))
+    x.add_argument("--out", required=True)
+    x.add_argument("--calib", help=".npz with representative crops (int8 calibration and the parity check)")
+
+    # --- predict -------------------------------------------------------------------------------------------
+    r = sub.add_parser("predict", help="pose of every face in an image, folder, video or webcam")
+    r.add_argument("source", help="image, folder (recursive), video file, or webcam index (0, 1, ...)")
+    r.add_argument("--model", help="pose model (default: the bundled one)")
+    r.add_argument("--out", help="folder for annotated images / video")
+    r.add_argument("--json", help="write one JSON object per face (JSON Lines)")
+    r.add_argument("--show", action="store_true", help="live window (video, webcam)")
+    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--min-score", type=float, default=0.5, help="face detector score threshold")
+
+    # --- demo ----------------------------------------------------------------------------------------------
+    d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
+    d.add_argument("--out", default="headpose-demo", help="folder for the annotated image and JSON")
+
+    # --- bench ---------------------------------------------------------------------------------------------
+    b = sub.add_parser("bench", help="speed: pose crops/s per runtime, end-to-end frames/s, training samples/s")
+    b.add_argument("--json", help="write the results as JSON")
+    b.add_argument("--peer", help="another .tflite to time in the same run (e.g. the seed's)")
+    b.add_argument("--model", help="pose model to time (default: the bundled one)")
+    b.add_argument("--quick", action="store_true", help="fewer repetitions")
+
+    # --- prepare -------------------------------------------------------------------------------------------
+    q = sub.add_parser("prepare", help="pack a dataset in its original layout into .npz")
+    q.add_argument("format", choices=("300wlp", "aflw2000", "biwi", "folder"))
+    q.add_argument("--src", required=True)
+    q.add_argument("--out", required=True, help="OUT.npz (with --split: OUT_train.npz and OUT_test.npz)")
+    q.add_argument("--size", type=int, default=64)
+    q.add_argument("--margin", type=float, default=None, help="crop margin (default: 0.6 for 300W-LP/AFLW, 0.4 else)")
+    q.add_argument("--workers", type=int, default=None)
+    q.add_argument("--split", type=float, default=None, help="train fraction, split by sequence / identity")
+    q.add_argument("--seed", type=int, default=0)
+
+    # --- data show -----------------------------------------------------------------------------------------
+    ds = sub.add_parser("data", help="inspect packed datasets").add_subparsers(dest="data_command", required=True)
+    s = ds.add_parser("show", help="contact sheet of crops with pose axes")
+    s.add_argument("npz")
+    s.add_argument("--out", required=True, help="PNG")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+
+    # --- synth ---------------------------------------------------------------------------------------------
+    sy = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
+    sr = sy.add_parser("render", help="render textured meshes at known angles")
+    sr.add_argument("--image_dir", "--image-dir", dest="image_dir", required=True, help="textures NAME.png")
+    sr.add_argument("--obj_dir", "--obj-dir", dest="obj_dir", required=True, help="meshes NAME.obj")
+    sr.add_argument("--out", "--output_directory", dest="out", required=True)
+    sr.add_argument("--size", type=int, default=256)
+    sr.add_argument("--yaw", type=_csv_or_range, default=None, help="start:stop:step or a,b,c (default -90:90:10)")
+    sr.add_argument("--pitch", type=_csv_or_range, default=None, help="default -45,-30,0,30,45")
+    sr.add_argument("--roll", type=_csv_or_range, default=None, help="default -45,-30,0,30,45")
+    sr.add_argument("--random", type=int, default=None, metavar="K", help="K random poses per mesh instead")
+    sr.add_argument("--background", choices=("black", "blur", "photo"), default="black")
+    sr.add_argument("--workers", type=int, default=None)
+    sr.add_argument("--seed", type=int, default=0)
+    sm = sy.add_parser("mesh", help="build textured face meshes from photos")
+    sm.add_argument("--images", required=True)
+    sm.add_argument("--out", required=True)
+    sm.add_argument("--workers", type=int, default=None)
+    return p
+
+
+def dispatch(a: argparse.Namespace) -> int:
+    cmd = a.command
+    if cmd == "train":
+        from headpose.train import train_from_args
+
+        train_from_args(a)
+    elif cmd == "evaluate":
+        from headpose.evaluate import evaluate
+
+        evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size)
+    elif cmd == "export":
+        from headpose.export import export
+
+        export(a.model, a.format, a.out, calib=a.calib)
+    elif cmd == "predict":
+        from headpose.predict import predict_source
+
+        predict_source(a.source, model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
+                       min_score=a.min_score)
+    elif cmd == "demo":
+        from headpose.predict import demo
+
+        demo(out=a.out)
+    elif cmd == "bench":
+        from headpose.bench import bench
+
+        bench(json_out=a.json, peer=a.peer, model=a.model, quick=a.quick)
+    elif cmd == "prepare":
+        from headpose.data.prepare import prepare
+
+        return 0 if prepare(a.format, a.src, a.out, size=a.size, margin=a.margin, workers=a.workers,
+                            split=a.split, seed=a.seed) else 1
+    elif cmd == "data":
+        from headpose.data.show import show
+
+        show(a.npz, a.out, n=a.n, seed=a.seed)
+    elif cmd == "synth" and a.synth_command == "render":
+        from headpose.synth.render import render_dir
+
+        render_dir(a.image_dir, a.obj_dir, a.out, size=a.size, yaw=a.yaw, pitch=a.pitch, roll=a.roll,
+                   random=a.random, background=a.background, workers=a.workers, seed=a.seed)
+    elif cmd == "synth" and a.synth_command == "mesh":
+        from headpose.synth.mesh import mesh_dir
+
+        mesh_dir(a.images, a.out, workers=a.workers)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    a = build_parser().parse_args(argv)
+    try:
+        return dispatch(a)
+    except HeadposeError as e:
+        print(f"headpose: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("headpose: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: readers for the original formats and the packed ``.npz`` format."""

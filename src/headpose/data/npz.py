@@ -1,0 +1,108 @@
+"""The packed dataset format shared with FSA-Net and the original project.
+
+Keys: ``image`` uint8 N×S×S×3 (BGR), ``pose`` float32 N×3 [yaw, pitch, roll] in degrees, ``img_size`` (S).
+Writes are atomic (temp file + rename); reads validate and raise ``HeadposeError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from headpose.errors import HeadposeError
+
+ANGLE_LIMIT = 99.0  # the original drops samples with any |angle| > 99° (V = 99 is the network's range)
+
+
+def atomic_path(path: str | os.PathLike) -> Path:
+    """A temp name beside ``path`` for write-then-rename (same folder, so the rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def save_npz(path: str | os.PathLike, image: np.ndarray, pose: np.ndarray, compress: bool = False, **extra) -> Path:
+    """Write a dataset atomically: a killed job never leaves a truncated file at ``path``."""
+    path = Path(path)
+    image = np.asarray(image)
+    pose = np.asarray(pose, dtype=np.float32)
+    if image.ndim != 4 or image.shape[1] != image.shape[2] or image.shape[3] not in (1, 3):
+        raise HeadposeError(f"{path}: images must be N×S×S×3 (or ×1), got shape {image.shape}")
+    if pose.shape != (image.shape[0], 3):
+        raise HeadposeError(f"{path}: pose must be N×3 with N={image.shape[0]}, got shape {pose.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(
+                f, image=image.astype(np.uint8), pose=pose, img_size=np.int64(image.shape[1]), **extra
+            )
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_npz(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate a dataset; returns (image uint8 N×S×S×C, pose float32 N×3).
+
+    With ``mmap`` the images of an uncompressed ``.npz`` are memory-mapped, so a large set is not read into
+    memory at once.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise HeadposeError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise HeadposeError(f"{path}: not an .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            for key in ("image", "pose"):
+                if key not in keys:
+                    raise HeadposeError(f"{path}: no '{key}' array (has: {', '.join(sorted(keys)) or 'nothing'})")
+            pose = np.asarray(z["pose"], dtype=np.float32)
+            image = _mmap_member(path, "image.npy") if mmap else None
+            if image is None:
+                image = z["image"]
+    except HeadposeError:
+        raise
+    except Exception as e:  # corrupt zip member, pickled object arrays, ...
+        raise HeadposeError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    if image.ndim != 4 or image.shape[1] != image.shape[2] or image.shape[3] not in (1, 3):
+        raise HeadposeError(f"{path}: 'image' must be N×S×S×3, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise HeadposeError(f"{path}: 'image' must be uint8, got {image.dtype}")
+    if pose.ndim != 2 or pose.shape[1] != 3:
+        raise HeadposeError(f"{path}: 'pose' must be N×3 [yaw, pitch, roll], got shape {pose.shape}")
+    if pose.shape[0] != image.shape[0]:
+        raise HeadposeError(f"{path}: {image.shape[0]} images but {pose.shape[0]} poses")
+    bad = ~np.isfinite(pose).all(axis=1)
+    if bad.any():
+        raise HeadposeError(f"{path}: {int(bad.sum())} poses are NaN or infinite (first at index {int(np.argmax(bad))})")
+    return image, pose
+
+
+def _mmap_member(path: Path, member: str) -> np.ndarray | None:
+    """Memory-map an uncompressed array inside an ``.npz``; None if it is compressed."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+            header_len = f.tell()
+    # Local file header: 30 bytes + name + extra field, then the member's data.
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset + 26)
+        n_name, n_extra = np.frombuffer(raw.read(4), dtype="<u2")
+    offset = info.header_offset + 30 + int(n_name) + int(n_extra) + header_len
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+def angle_filter(pose: np.ndarray, limit: float = ANGLE_LIMIT) -> np.ndarray:
+    """Boolean mask of samples whose three angles are all within ±limit (the original's rule)."""
+    return (np.abs(pose) <= limit).all(axis=1)

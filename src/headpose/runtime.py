@@ -1,0 +1,173 @@
+"""Run a pose model file in its natural runtime, batched.
+
+``.tflite`` → LiteRT (``ai-edge-litert``), ``.onnx`` → ONNX Runtime, ``.keras`` / ``.h5`` → Keras.
+Only the Keras path imports TensorFlow, and only when such a file is opened.
+Every runner maps uint8/float BGR crops N×S×S×C (0..255) to float32 N×3 [yaw, pitch, roll] in degrees.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from headpose.errors import HeadposeError
+
+FORMATS = (".tflite", ".onnx", ".keras", ".h5")
+
+
+def load_litert(path: str | os.PathLike, threads: int | None = None):
+    """A LiteRT interpreter for ``path`` (tensors not yet allocated)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        return Interpreter(model_path=str(path), num_threads=threads)
+    except Exception as e:
+        raise HeadposeError(f"{path}: not a loadable TFLite model ({e})") from None
+
+
+class LiteRTRunner:
+    """Batched LiteRT inference.
+
+    Models exported with a dynamic batch run whole batches at once. Graphs with a fixed batch of 1 (the
+    seed's ``.tflite`` has reshapes that cannot be resized) run one crop per invoke.
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path, threads: int | None = None):
+        self.path = Path(path)
+        self.threads = threads
+        self.interp = self._fresh()
+        inp = self.interp.get_input_details()
+        out = self.interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise HeadposeError(f"{path}: expected one input and one output, got {len(inp)} and {len(out)}")
+        shape = inp[0]["shape"]
+        if len(shape) != 4 or shape[1] != shape[2]:
+            raise HeadposeError(f"{path}: input shape {list(shape)} is not N×S×S×C: not a head-pose model")
+        if tuple(out[0]["shape"][1:]) != (3,):
+            raise HeadposeError(f"{path}: output shape {list(out[0]['shape'])} is not N×3: not a head-pose model")
+        self.img_size = int(shape[1])
+        self.channels = int(shape[3])
+        self.dynamic_batch = int(inp[0]["shape_signature"][0]) == -1
+        self._batch = -1
+        self._set_batch(1)
+
+    def _fresh(self):
+        interp = load_litert(self.path, self.threads)
+        interp.allocate_tensors()
+        return interp
+
+    def _set_batch(self, n: int):
+        if n != self._batch:
+            index = self.interp.get_input_details()[0]["index"]
+            if n != int(self.interp.get_input_details()[0]["shape"][0]):
+                self.interp.resize_tensor_input(index, [n, self.img_size, self.img_size, self.channels])
+            self.interp.allocate_tensors()
+            self._in = self.interp.get_input_details()[0]
+            self._out = self.interp.get_output_details()[0]
+            self._batch = n
+
+    def _quant_in(self, x: np.ndarray) -> np.ndarray:
+        dt = self._in["dtype"]
+        if dt == np.float32:
+            return x.astype(np.float32, copy=False)
+        scale, zero = self._in["quantization"]
+        return np.clip(np.round(x / scale + zero), np.iinfo(dt).min, np.iinfo(dt).max).astype(dt)
+
+    def _dequant_out(self, y: np.ndarray) -> np.ndarray:
+        if self._out["dtype"] == np.float32:
+            return y
+        scale, zero = self._out["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+
+    def __call__(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        x = np.asarray(x)
+        out = np.empty((len(x), 3), np.float32)
+        step = batch_size if self.dynamic_batch else 1
+        for i in range(0, len(x), step):
+            xb = x[i : i + step]
+            self._set_batch(len(xb))
+            self.interp.set_tensor(self._in["index"], self._quant_in(xb))
+            self.interp.invoke()
+            out[i : i + len(xb)] = self._dequant_out(self.interp.get_tensor(self._out["index"]))
+        return out
+
+
+class OnnxRunner:
+    kind = "onnx"
+
+    def __init__(self, path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise HeadposeError(f"{path}: running .onnx models needs onnxruntime (pip install onnxruntime)") from None
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise HeadposeError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        inp = self.sess.get_inputs()[0]
+        self.input_name = inp.name
+        shape = inp.shape
+        if len(shape) != 4:
+            raise HeadposeError(f"{path}: input shape {shape} is not N×S×S×C: not a head-pose model")
+        self.img_size = int(shape[1])
+        self.channels = int(shape[3])
+
+    def __call__(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        x = np.asarray(x)
+        out = np.empty((len(x), 3), np.float32)
+        for i in range(0, len(x), batch_size):
+            out[i : i + batch_size] = self.sess.run(None, {self.input_name: x[i : i + batch_size].astype(np.float32)})[0]
+        return out
+
+
+class KerasRunner:
+    kind = "keras"
+
+    def __init__(self, path, threads: int | None = None):
+        from headpose.model import load_model  # imports keras: training extra
+
+        self.model = load_model(path)
+        shape = self.model.input_shape
+        self.img_size = int(shape[1])
+        self.channels = int(shape[3])
+
+    def __call__(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        x = np.asarray(x)
+        out = np.empty((len(x), 3), np.float32)
+        for i in range(0, len(x), batch_size):
+            out[i : i + batch_size] = np.asarray(self.model(x[i : i + batch_size].astype(np.float32), training=False))
+        return out
+
+
+def open_model(path: str | os.PathLike, threads: int | None = None):
+    """A callable runner for a model file, chosen by its extension."""
+    path = Path(path)
+    if not path.exists():
+        raise HeadposeError(f"{path}: no such model file")
+    ext = path.suffix.lower()
+    if ext == ".tflite":
+        return LiteRTRunner(path, threads)
+    if ext == ".onnx":
+        return OnnxRunner(path, threads)
+    if ext in (".keras", ".h5"):
+        return KerasRunner(path, threads)
+    raise HeadposeError(f"{path}: unknown model format '{ext}' (expected one of {', '.join(FORMATS)})")
+
+
+def prepare_input(crops: np.ndarray, channels: int) -> np.ndarray:
+    """Crops as the network expects them: float32 BGR 0..255, or grayscale for 1-channel models."""
+    crops = np.asarray(crops)
+    if crops.ndim == 3:
+        crops = crops[None]
+    if crops.shape[-1] == 3 and channels == 1:
+        w = np.array([0.114, 0.587, 0.299], np.float32)  # BGR → luma, as cv2.COLOR_BGR2GRAY
+        crops = (crops.astype(np.float32) @ w)[..., None]
+    return crops.astype(np.float32, copy=False)

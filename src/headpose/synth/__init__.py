@@ -1,0 +1,1 @@
+"""Synthetic training data: textured face meshes rendered at known angles."""
