@@ -1,0 +1,251 @@
+"""Dataset readers and packing (``headpose prepare``) and ``headpose data show``, on the real shared data.
+
+Shared files are read in place; where a test needs its own layout (a slice of BIWI, the original ``hpdb``
+layout, broken files) it builds it in ``tmp_path`` from symlinks and freshly written files.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+from conftest import DATA, SEED_TFLITE
+
+from headpose.cli import main
+from headpose.data.labels import biwi_euler_to_matrix
+from headpose.data.npz import load_npz
+from headpose.data.prepare import prepare, report_path, split_groups
+from headpose.data.show import TILE, sheet_shape
+
+BIWI_SLICE = ("01", "02", "13", "17", "22")  # 5 of the 16 sequences ...
+BIWI_EVERY = 12  # ... every 12th frame: ~200 crops
+
+
+@pytest.fixture(scope="module")
+def seed_model():
+    from headpose.runtime import open_model
+
+    return open_model(SEED_TFLITE)
+
+
+def _mae(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).mean())
+
+
+def _link(src, dst_dir):
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    (dst_dir / src.name).symlink_to(src)
+
+
+@pytest.fixture(scope="module")
+def biwi_slice(tmp_path_factory):
+    root = tmp_path_factory.mktemp("biwi_slice")
+    for seq in BIWI_SLICE:
+        for img in sorted((DATA / "biwi_crops" / seq).glob("*_rgb.jpg"))[::BIWI_EVERY]:
+            _link(img, root / seq)
+            _link(img.with_name(img.name.replace("_rgb.jpg", "_pose.bin")), root / seq)
+    return root
+
+
+def _raw_bin_angles(src):
+    """The three .bin Euler angles reordered to [yaw, pitch, roll] WITHOUT the conversion (the wrong way)."""
+    files = sorted(src.glob("*/*_pose.bin"))
+    return np.array([np.fromfile(f, "<f4")[[4, 3, 5]] for f in files])
+
+
+# --- 300W-LP / AFLW2000 ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, folder", [("aflw2000", "aflw2000"), ("300wlp", "300w_lp")])
+def test_mat_labels_equal_pose_para(tmp_path, fmt, folder, seed_model):
+    src = DATA / folder
+    out = tmp_path / f"{fmt}.npz"
+    assert prepare(fmt, src, out, workers=1)
+    images, pose = load_npz(out)
+    mats = sorted(src.rglob("*.mat"))
+    assert len(images) == len(mats) and images.shape[1:] == (64, 64, 3)
+    expected = np.array([np.degrees(scipy.io.loadmat(m)["Pose_Para"][0, [1, 0, 2]]) for m in mats])
+    np.testing.assert_allclose(pose, expected, atol=1e-4)
+    if fmt == "aflw2000":
+        assert _mae(seed_model(images), pose) < 8.0
+
+
+def test_landmark_crop_rule(tmp_path):
+    """Crop = valid-pt2d box (coordinates ≤ 0 dropped) widened by the margin, clipped: check on one image."""
+    src = DATA / "aflw2000"
+    out = tmp_path / "a.npz"
+    assert prepare("aflw2000", src, out, size=64, margin=0.6, workers=1)
+    img = cv2.imread(str(src / "image00050.jpg"))
+    pt = scipy.io.loadmat(src / "image00050.mat")["pt2d"]
+    ok = (pt[0] > 0) & (pt[1] > 0)
+    x0, x1, y0, y1 = pt[0][ok].min(), pt[0][ok].max(), pt[1][ok].min(), pt[1][ok].max()
+    w, h = x1 - x0, y1 - y0
+    box = [max(round(x0 - 0.6 * w), 0), max(round(y0 - 0.6 * h), 0),
+           min(round(x1 + 0.6 * w), img.shape[1]), min(round(y1 + 0.6 * h), img.shape[0])]
+    ref = cv2.resize(img[box[1] : box[3], box[0] : box[2]], (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(load_npz(out)[0][0].astype(int) - ref).max() <= 1
+
+
+# --- BIWI ---------------------------------------------------------------------------------------------------
+
+def test_biwi_crops_labels_are_converted(tmp_path, biwi_slice, seed_model):
+    """Fails if the three .bin angles were used directly: the seed agrees with the converted labels only."""
+    out = tmp_path / "biwi.npz"
+    assert prepare("biwi", biwi_slice, out, workers=1)
+    images, pose = load_npz(out)
+    assert len(images) == len(list(biwi_slice.glob("*/*_rgb.jpg")))
+    pred = seed_model(images)
+    raw = _raw_bin_angles(biwi_slice)
+    assert _mae(pred, pose) < 8.0
+    assert _mae(pred, raw) > 10.0
+    assert _mae(pose, raw) > 5.0
+
+
+def _write_txt_pose(bin_path, txt_path):
+    """A BIWI original-layout frame_*_pose.txt (3×3 rotation + head centre) from a .bin."""
+    v = np.fromfile(bin_path, "<f4").astype(np.float64)
+    m = biwi_euler_to_matrix(*v[3:6])
+    txt_path.write_text("".join(" ".join(f"{a:.8f}" for a in row) + " \n" for row in m) + "\n"
+                        + " ".join(f"{a:.3f}" for a in v[:3]) + " \n")
+
+
+def test_biwi_original_layout_detector_crops(tmp_path, seed_model):
+    """hpdb/NN/frame_NNNNN_rgb.png + _pose.txt: BlazeFace finds every face and the seed agrees (< 6°)."""
+    seq = tmp_path / "hpdb" / "01"
+    frames = sorted((DATA / "biwi_frames" / "01").glob("*_rgb.png"))
+    for img in frames:
+        _link(img, seq)
+        _write_txt_pose(img.with_name(img.name.replace("_rgb.png", "_pose.bin")),
+                        seq / img.name.replace("_rgb.png", "_pose.txt"))
+    out = tmp_path / "hpdb.npz"
+    assert prepare("biwi", tmp_path / "hpdb", out, workers=1)
+    images, pose = load_npz(out)
+    assert len(images) == 10  # the face found in every frame
+    assert _mae(seed_model(images), pose) < 6.0
+    # The same frames with their .bin labels (full 640×480 frames are detected too) give the same pack.
+    out2 = tmp_path / "frames.npz"
+    assert prepare("biwi", DATA / "biwi_frames", out2, workers=1)
+    images2, pose2 = load_npz(out2)
+    np.testing.assert_array_equal(images2, images)
+    np.testing.assert_allclose(pose2, pose, atol=1e-3)
+
+
+def test_split_by_sequence(tmp_path, biwi_slice, capsys):
+    a, b = tmp_path / "a" / "biwi.npz", tmp_path / "b" / "biwi.npz"
+    assert prepare("biwi", biwi_slice, a, workers=2, split=0.6, seed=3)
+    printed = capsys.readouterr().out
+    assert prepare("biwi", biwi_slice, b, workers=2, split=0.6, seed=3)
+    train_groups, test_groups = split_groups(list(BIWI_SLICE), 0.6, 3)
+    assert len(train_groups) == 3 and len(test_groups) == 2
+    assert f"[{' '.join(train_groups)}]" in printed and f"[{' '.join(test_groups)}]" in printed
+    total = 0
+    for part, groups in (("train", train_groups), ("test", test_groups)):
+        za, zb = np.load(a.with_name(f"biwi_{part}.npz")), np.load(b.with_name(f"biwi_{part}.npz"))
+        assert set(za["group"]) == set(groups)  # every crop of a sequence on one side only
+        np.testing.assert_array_equal(za["image"], zb["image"])  # reproducible with the seed
+        np.testing.assert_array_equal(za["pose"], zb["pose"])
+        expected = sum(len(list((biwi_slice / g).glob("*_rgb.jpg"))) for g in groups)
+        assert len(za["pose"]) == expected
+        total += expected
+    assert total == len(list(biwi_slice.glob("*/*_rgb.jpg")))
+    assert not a.exists()  # with --split only OUT_train / OUT_test
+    # Another seed draws other sequences; a given list of held-out sequences is honoured.
+    assert {tuple(split_groups(list(BIWI_SLICE), 0.6, s)[1]) for s in range(10)} != {tuple(test_groups)}
+    c = tmp_path / "c" / "biwi.npz"
+    assert prepare("biwi", biwi_slice, c, workers=1, test_groups=["02", "17"])
+    assert set(np.load(c.with_name("biwi_test.npz"))["group"]) == {"02", "17"}
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+def _report_counts(path):
+    text = path.read_text()
+    counts = dict(re.findall(r"^  (.+): (\d+)$", text, re.MULTILINE))
+    return {k: int(v) for k, v in counts.items()}, text
+
+
+def test_bad_inputs_mat(tmp_path):
+    src = tmp_path / "aflw"
+    good = DATA / "aflw2000" / "image00050"
+    _link(good.with_suffix(".jpg"), src)
+    _link(good.with_suffix(".mat"), src)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")  # unreadable image
+    (src / "broken.mat").symlink_to(good.with_suffix(".mat"))
+    (src / "nopose.jpg").symlink_to(good.with_suffix(".jpg"))  # .mat without Pose_Para
+    scipy.io.savemat(src / "nopose.mat", {"pt2d": scipy.io.loadmat(good.with_suffix(".mat"))["pt2d"]})
+    (src / "nolabel.jpg").symlink_to(good.with_suffix(".jpg"))  # image without .mat
+    (src / "badmat.jpg").symlink_to(good.with_suffix(".jpg"))  # label file that is not a .mat
+    (src / "badmat.mat").write_text("garbage")
+    out = tmp_path / "out.npz"
+    assert main(["prepare", "aflw2000", "--src", str(src), "--out", str(out), "--workers", "1"]) == 0
+    assert len(load_npz(out)[0]) == 1
+    counts, text = _report_counts(report_path(out))
+    assert counts == {"unreadable image": 1, "no Pose_Para in .mat": 1, "image without label": 1,
+                      "bad label file": 1}
+    for name in ("broken.jpg", "nopose.jpg", "nolabel.jpg", "badmat.jpg"):
+        assert str(src / name) in text
+
+
+def test_bad_inputs_folder_and_biwi(tmp_path):
+    frame = DATA / "biwi_frames" / "01" / "frame_00166_rgb.png"
+    src = tmp_path / "renders"
+    _link(frame, src / "alice")
+    (src / "alice" / "frame_00166_rgb.txt").write_text("10.5 -3 2\n")
+    (src / "alice" / "two.png").symlink_to(frame)
+    (src / "alice" / "two.txt").write_text("10 20\n")  # wrong number of values
+    (src / "alice" / "words.png").symlink_to(frame)
+    (src / "alice" / "words.txt").write_text("yaw pitch roll\n")  # not numbers
+    (src / "bob").mkdir()
+    cv2.imwrite(str(src / "bob" / "blank.png"), np.full((480, 640, 3), 127, np.uint8))  # no face
+    (src / "bob" / "blank.txt").write_text("0 0 0\n")
+    (src / "bob" / "lonely.png").symlink_to(frame)  # no .txt
+    out = tmp_path / "renders.npz"
+    assert main(["prepare", "folder", "--src", str(src), "--out", str(out), "--workers", "1"]) == 0
+    _, pose = load_npz(out)
+    np.testing.assert_allclose(pose, [[10.5, -3, 2]])
+    counts, _ = _report_counts(report_path(out))
+    assert counts == {"bad label file": 2, "no face found": 1, "image without label": 1}
+
+    biwi = tmp_path / "biwi" / "03"
+    crop = DATA / "biwi_crops" / "01" / "frame_00004_rgb.jpg"
+    _link(crop, biwi)
+    _link(crop.with_name("frame_00004_pose.bin"), biwi)
+    (biwi / "frame_00005_rgb.jpg").symlink_to(crop)
+    (biwi / "frame_00005_pose.bin").write_bytes(np.zeros(5, "<f4").tobytes())  # 5 values, not 6
+    (biwi / "frame_00006_rgb.jpg").symlink_to(crop)
+    (biwi / "frame_00006_pose.txt").write_text("1 0 0\n0 1\n")  # not a 3×3 matrix
+    out = tmp_path / "biwi.npz"
+    assert main(["prepare", "biwi", "--src", str(tmp_path / "biwi"), "--out", str(out)]) == 0
+    assert len(load_npz(out)[0]) == 1
+    assert _report_counts(report_path(out))[0] == {"bad label file": 2}
+
+
+def test_nothing_packed_exits_nonzero(tmp_path):
+    src = tmp_path / "empty_faces"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((200, 200, 3), np.uint8))
+    (src / "a.txt").write_text("1 2 3\n")
+    (src / "b.jpg").write_bytes(b"nope")
+    (src / "b.txt").write_text("1 2 3\n")
+    out = tmp_path / "none.npz"
+    assert main(["prepare", "folder", "--src", str(src), "--out", str(out)]) == 1
+    assert not out.exists()
+    assert _report_counts(report_path(out))[0] == {"no face found": 1, "unreadable image": 1}
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temp file left behind
+    assert main(["prepare", "folder", "--src", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+# --- data show ----------------------------------------------------------------------------------------------
+
+def test_data_show_writes_png(tmp_path, biwi_slice):
+    out = tmp_path / "biwi.npz"
+    assert prepare("biwi", biwi_slice, out, workers=1)
+    png = tmp_path / "sheet.png"
+    assert main(["data", "show", str(out), "--out", str(png), "--n", "10"]) == 0
+    sheet = cv2.imread(str(png))
+    rows, cols = sheet_shape(10)
+    assert (rows, cols) == (3, 4)
+    assert sheet.shape == (rows * TILE, cols * TILE, 3)
+    assert main(["data", "show", str(tmp_path / "nope.npz"), "--out", str(png)]) == 2
