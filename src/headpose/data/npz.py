@@ -93,7 +93,8 @@ def _mmap_member(path: Path, member: str) -> np.ndarray | None:
             return None
         with zf.open(info) as f:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
             header_len = f.tell()
     # Local file header: 30 bytes + name + extra field, then the member's data.
     with open(path, "rb") as raw:

@@ -1,0 +1,123 @@
+"""``headpose export``: a trained model to float TFLite, int8 TFLite or ONNX, checked against Keras after writing.
+
+All graphs take a dynamic batch of BGR crops (float32 0..255; the int8 model takes int8 input with the
+quantisation parameters stored in the file) and return float32 N×3 [yaw, pitch, roll] in degrees.
+Builtin TFLite ops only: the file runs in LiteRT on phones without custom ops or Flex delegates.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from headpose.errors import HeadposeError
+
+FORMATS = ("tflite", "tflite-int8", "onnx")
+
+
+def _calibration_crops(calib, size: int, channels: int, n: int) -> tuple[np.ndarray, str]:
+    from headpose.data.npz import load_npz
+    from headpose.evaluate import predict_npz  # noqa: F401  (same resize rule as evaluation)
+    from headpose.runtime import prepare_input
+
+    if calib is None:
+        rng = np.random.default_rng(0)
+        return rng.uniform(0, 255, (n, size, size, channels)).astype(np.float32), "random images"
+    import cv2
+
+    images, _ = load_npz(calib)
+    idx = np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)
+    x = np.asarray(images[idx])
+    if x.shape[1] != size:
+        x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1) for im in x])
+    return prepare_input(x, channels), f"{len(x)} crops of {calib}"
+
+
+def _spec(model):
+    import tensorflow as tf
+
+    shape = model.input_shape
+    return tf.TensorSpec([None, shape[1], shape[2], shape[3]], tf.float32, name="image")
+
+
+def _converter(model, workdir: Path):
+    """A TFLite converter from a SavedModel export (variables frozen, dynamic batch)."""
+    import tensorflow as tf
+
+    saved = workdir / "saved_model"
+    model.export(str(saved), format="tf_saved_model", input_signature=[_spec(model)], verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved))
+
+
+def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None) -> bytes:
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        conv = _converter(model, Path(d))
+        if int8:
+            if calib_images is None or len(calib_images) == 0:
+                raise HeadposeError("int8 export needs representative crops: --calib X.npz")
+
+            def rep():
+                for i in range(len(calib_images)):
+                    yield [calib_images[i : i + 1]]
+
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = rep
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8  # 0..255 maps onto int8 with scale ~1: no loss on the input
+            conv.inference_output_type = tf.float32  # angles stay float (int8 output would round to ~0.8°)
+        else:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return conv.convert()
+
+
+def to_onnx(model, opset: int = 17) -> bytes:
+    try:
+        import tf2onnx
+    except ImportError:
+        raise HeadposeError("ONNX export needs tf2onnx: pip install 'headpose-ssr[train]'") from None
+    import tensorflow as tf
+
+    fn = tf.function(lambda image: model(image, training=False))
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=[_spec(model)], opset=opset)
+    return proto.SerializeToString()
+
+
+def export(model_path, fmt: str, out, calib=None, quiet: bool = False) -> dict:
+    """Write ``model_path`` as ``fmt`` to ``out`` (atomically), then run the written file on crops and compare
+    with the Keras model. Returns {"path", "bytes", "max_diff", "mean_diff", "n", "checked_on"}."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if fmt not in FORMATS:
+        raise HeadposeError(f"unknown export format '{fmt}' (expected one of {', '.join(FORMATS)})")
+    from headpose.model import load_model
+    from headpose.runtime import open_model
+
+    model = load_model(model_path)
+    size, channels = int(model.input_shape[1]), int(model.input_shape[3])
+    check, what = _calibration_crops(calib, size, channels, 200)
+    if fmt == "tflite-int8" and calib is None:
+        raise HeadposeError("int8 export needs representative crops: --calib X.npz")
+    if fmt == "onnx":
+        blob = to_onnx(model)
+    else:
+        blob = to_tflite(model, int8=fmt == "tflite-int8", calib_images=check)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    tmp.write_bytes(blob)
+    os.replace(tmp, out)
+
+    ref = np.asarray(model.predict(check, batch_size=256, verbose=0))
+    got = open_model(out)(check)
+    diff = np.abs(got - ref)
+    res = {"path": str(out), "bytes": len(blob), "max_diff": float(diff.max()), "mean_diff": float(diff.mean()),
+           "n": len(check), "checked_on": what}
+    if not quiet:
+        print(f"wrote {out} ({len(blob) / 1024:.0f} KiB, {fmt})")
+        print(f"vs Keras on {what}: max |Δ| {res['max_diff']:.4f}°, mean |Δ| {res['mean_diff']:.4f}°")
+    return res

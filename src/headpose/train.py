@@ -1,0 +1,312 @@
+"""``headpose train``: fit SSR-Net-MT on packed ``.npz`` datasets.
+
+Defaults as the original project: batch 32, Adam (lr 1e-3), learning rate ×0.1 at epochs 30 and 60, 150 epochs,
+MAE loss, samples with any angle outside ±99° dropped. Batches stream from memory-mapped arrays and are augmented
+one batch at a time. A run folder holds ``config.json``, ``best.keras`` (lowest validation MAE), ``last.keras``
+(with optimizer state, for ``--resume``), ``state.json``, ``history.csv`` and ``history.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from headpose.data.npz import angle_filter, load_npz
+from headpose.errors import HeadposeError
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)
+    out: str = "runs/train"
+    val: list[str] | None = None
+    val_split: float | None = None
+    epochs: int = 150
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_decay_epochs: tuple[int, ...] = (30, 60)
+    lr_decay: float = 0.1
+    seed: int = 0
+    augment: bool = True
+    size: int | None = None  # default: the data's image size
+    channels: int = 3
+    stage_num: tuple[int, int, int] = (3, 3, 3)
+    lambda_d: float = 1.0
+    bn_momentum: float = 0.99
+    workers: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise HeadposeError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
+        cfg = cls(**d)
+        if isinstance(cfg.data, str):
+            cfg.data = [cfg.data]
+        if isinstance(cfg.val, str):
+            cfg.val = [cfg.val]
+        cfg.lr_decay_epochs = tuple(cfg.lr_decay_epochs)
+        cfg.stage_num = tuple(cfg.stage_num)
+        return cfg
+
+
+class ArraySet:
+    """Several ``.npz`` datasets seen as one, without concatenating them in memory.
+
+    Samples with any angle outside ±99° are dropped (counted in ``dropped``). ``take(idx)`` gathers a batch.
+    """
+
+    def __init__(self, paths: list[str]):
+        if not paths:
+            raise HeadposeError("no training data given (--data A.npz [B.npz ...])")
+        self.images, self.poses, self.rows, self.part = [], [], [], []
+        self.dropped = 0
+        self.sizes = set()
+        for k, p in enumerate(paths):
+            img, pose = load_npz(p)
+            keep = np.flatnonzero(angle_filter(pose))
+            self.dropped += len(pose) - len(keep)
+            self.images.append(img)
+            self.poses.append(pose)
+            self.rows.append(keep)
+            self.part.append(np.full(len(keep), k, np.int32))
+            self.sizes.add((img.shape[1], img.shape[3]))
+        self.row = np.concatenate(self.rows)
+        self.file = np.concatenate(self.part)
+        if len(self.row) == 0:
+            raise HeadposeError(f"{', '.join(map(str, paths))}: no samples left after the ±99° filter")
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.sort(idx)
+        files, rows = self.file[idx], self.row[idx]
+        imgs, poses = [], []
+        for k in np.unique(files):
+            r = rows[files == k]
+            imgs.append(np.asarray(self.images[k][r]))
+            poses.append(self.poses[k][r])
+        return np.concatenate(imgs), np.concatenate(poses)
+
+    def subset(self, idx: np.ndarray) -> ArraySet:
+        sub = object.__new__(ArraySet)
+        sub.images, sub.poses, sub.sizes, sub.dropped = self.images, self.poses, self.sizes, 0
+        sub.row, sub.file = self.row[idx], self.file[idx]
+        return sub
+
+
+def _fit_to(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    import cv2
+
+    from headpose.runtime import prepare_input
+
+    if images.shape[1] != size:
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
+                           for im in images])
+    return prepare_input(images, channels)
+
+
+def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
+    from headpose.augment import augment_batch
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=max(1, cfg.workers), use_multiprocessing=False)
+            self.rng = np.random.default_rng(cfg.seed)
+            self.order = np.arange(len(data))
+            self.bs = cfg.batch_size if train else max(cfg.batch_size, 256)
+            if train:
+                self.on_epoch_end()
+
+        def __len__(self):
+            return math.ceil(len(data) / self.bs) if not train else len(data) // self.bs
+
+        def __getitem__(self, i):
+            idx = self.order[i * self.bs : (i + 1) * self.bs]
+            x, y = data.take(idx)
+            if train and cfg.augment:
+                rng = np.random.default_rng((cfg.seed, self.epoch, i))
+                x, y = augment_batch(x, y, rng)
+            return _fit_to(x, size, cfg.channels), y
+
+        def on_epoch_end(self):
+            self.epoch = getattr(self, "epoch", -1) + 1
+            if train:
+                self.order = np.random.default_rng((cfg.seed, self.epoch)).permutation(len(data))
+
+    return Batches()
+
+
+def _atomic_save(model, path: Path):
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def plot_history(csv_path: Path, png_path: Path):
+    """Loss and MAE per epoch (train and validation) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(ep, [float(r["loss"]) for r in rows], label="train loss (MAE, augmented)")
+    ax[0].plot(ep, [float(r["val_mae"]) for r in rows], label="validation MAE")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("degrees")
+    ax[0].legend()
+    ax[0].grid(alpha=0.3)
+    for k in ("yaw", "pitch", "roll"):
+        ax[1].plot(ep, [float(r[f"val_{k}"]) for r in rows], label=f"val {k}")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("MAE (degrees)")
+    ax[1].legend()
+    ax[1].grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = png_path.with_name(f".tmp-{png_path.name}")
+    fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) a run; returns the path of the best checkpoint."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from headpose.model import build_model
+
+    out = Path(cfg.out)
+    state_path = out / "state.json"
+    start_epoch, best = 0, math.inf
+    if resume:
+        if not state_path.exists() or not (out / "last.keras").exists():
+            raise HeadposeError(f"{out}: nothing to resume (no state.json / last.keras)")
+        state = json.loads(state_path.read_text())
+        start_epoch, best = int(state["epoch"]), float(state["best_val_mae"])
+        if start_epoch >= cfg.epochs:
+            print(f"{out}: already trained for {start_epoch} of {cfg.epochs} epochs")
+            return out / "best.keras"
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed + start_epoch)
+
+    data = ArraySet(cfg.data)
+    if cfg.val:
+        val = ArraySet(cfg.val)
+    elif cfg.val_split:
+        if not 0 < cfg.val_split < 1:
+            raise HeadposeError(f"--val-split must be between 0 and 1, got {cfg.val_split}")
+        perm = np.random.default_rng(cfg.seed).permutation(len(data))
+        n_val = max(1, int(round(len(data) * cfg.val_split)))
+        data, val = data.subset(perm[n_val:]), data.subset(perm[:n_val])
+    else:
+        raise HeadposeError("give validation data: --val V.npz or --val-split 0.2")
+    size = cfg.size or next(iter(data.sizes))[0]
+    if len(data) < cfg.batch_size:
+        raise HeadposeError(f"only {len(data)} training samples, fewer than one batch of {cfg.batch_size}")
+    print(f"train: {len(data)} samples ({data.dropped} dropped outside ±99°), "
+          f"validation: {len(val)} ({val.dropped} dropped), input {size}×{size}×{cfg.channels}")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    if resume:
+        model = keras.saving.load_model(out / "last.keras", compile=True)
+    else:
+        model = build_model(size, cfg.channels, cfg.stage_num, cfg.lambda_d, cfg.bn_momentum)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mae", metrics=["mae"], jit_compile=False)
+
+    train_seq = _batches(keras, data, cfg, size, train=True)
+    val_seq = _batches(keras, val, cfg, size, train=False)
+    y_val = val.take(np.arange(len(val)))[1]
+
+    def lr_at(epoch: int) -> float:
+        return cfg.lr * cfg.lr_decay ** sum(epoch >= e for e in cfg.lr_decay_epochs)
+
+    hist_csv = out / "history.csv"
+    cols = ["epoch", "lr", "loss", "val_mae", "val_yaw", "val_pitch", "val_roll", "samples_per_s", "seconds"]
+
+    class RunKeeper(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(lr_at(epoch))
+            train_seq.epoch = epoch
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal best
+            dt = time.perf_counter() - self.t0
+            n_seen = len(train_seq) * train_seq.bs
+            pred = self.model.predict(val_seq, verbose=0)
+            mae = np.abs(pred - y_val).mean(axis=0)
+            rate = n_seen / dt
+            row = {"epoch": epoch + 1, "lr": lr_at(epoch), "loss": logs["loss"], "val_mae": float(mae.mean()),
+                   "val_yaw": float(mae[0]), "val_pitch": float(mae[1]), "val_roll": float(mae[2]),
+                   "samples_per_s": rate, "seconds": dt}
+            new = not hist_csv.exists()
+            with open(hist_csv, "a", newline="") as f:
+                w = csv.DictWriter(f, cols)
+                if new:
+                    w.writeheader()
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            improved = mae.mean() < best
+            if improved:
+                best = float(mae.mean())
+                _atomic_save(self.model, out / "best.keras")
+            _atomic_save(self.model, out / "last.keras")
+            tmp = state_path.with_name(".state.json.tmp")
+            tmp.write_text(json.dumps({"epoch": epoch + 1, "best_val_mae": best}))
+            os.replace(tmp, state_path)
+            plot_history(hist_csv, out / "history.png")
+            print(f"epoch {epoch + 1}/{cfg.epochs}: val MAE {mae.mean():.2f}° (yaw {mae[0]:.2f}, pitch {mae[1]:.2f}, "
+                  f"roll {mae[2]:.2f}){' *best*' if improved else ''}  {rate:.0f} samples/s")
+
+    if resume:
+        print(f"resuming {out} at epoch {start_epoch + 1}")
+    model.fit(train_seq, epochs=cfg.epochs, initial_epoch=start_epoch, callbacks=[RunKeeper()],
+              verbose=1 if sys.stdout.isatty() else 2)
+    print(f"best validation MAE {best:.2f}° → {out / 'best.keras'}")
+    return out / "best.keras"
+
+
+def train_from_args(a) -> Path:
+    """CLI entry: a config file (TOML) overlaid with the flags given; or resume a run."""
+    if a.resume:
+        run = Path(a.resume)
+        cfg_file = run / "config.json"
+        if not cfg_file.exists():
+            raise HeadposeError(f"{run}: not a training run (no config.json)")
+        cfg = TrainConfig.from_dict(json.loads(cfg_file.read_text()), str(cfg_file))
+        if a.epochs:
+            cfg.epochs = a.epochs
+        return train(cfg, resume=True)
+    d = {}
+    if a.config:
+        try:
+            with open(a.config, "rb") as f:
+                d = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise HeadposeError(f"{a.config}: cannot read config ({e})") from None
+    flags = {"data": a.data, "val": a.val, "val_split": a.val_split, "out": a.out, "epochs": a.epochs,
+             "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "size": a.size, "channels": a.channels,
+             "augment": a.augment, "workers": a.workers}
+    d.update({k: v for k, v in flags.items() if v is not None})
+    if not d.get("data"):
+        raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")
+    if not d.get("out"):
+        raise HeadposeError("no run folder: give --out runs/NAME")
+    return train(TrainConfig.from_dict(d, a.config or "flags"))
