@@ -25,3 +25,28 @@ def shared_data() -> Path:
     if not DATA.exists():
         pytest.fail(f"shared data not found at {DATA} (set HEADPOSE_SHARED)")
     return DATA
+
+
+def link_biwi(root: Path, seqs, every: int) -> Path:
+    """A folder of symlinks to every ``every``-th BIWI crop (and its label) of the given sequences."""
+    for seq in seqs:
+        (root / seq).mkdir(parents=True, exist_ok=True)
+        for img in sorted((DATA / "biwi_crops" / seq).glob("*_rgb.jpg"))[::every]:
+            for f in (img, img.with_name(img.name.replace("_rgb.jpg", "_pose.bin"))):
+                (root / seq / f.name).symlink_to(f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def biwi_npz(tmp_path_factory, shared_data) -> dict[str, Path]:
+    """Small real BIWI packs, split by sequence: train (8 sequences, every 4th frame), val (04 and 11)."""
+    from headpose.data.prepare import prepare
+
+    base = tmp_path_factory.mktemp("biwi")
+    out = {}
+    for name, seqs, every in (("train", ("01", "02", "05", "07", "08", "10", "13", "14"), 4),
+                              ("val", ("04", "11"), 5)):
+        src = link_biwi(base / f"src_{name}", seqs, every)
+        assert prepare("biwi", src, base / f"{name}.npz", workers=2)
+        out[name] = base / f"{name}.npz"
+    return out
