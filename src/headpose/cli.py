@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- demo ----------------------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
     d.add_argument("--out", default="headpose-demo", help="folder for the annotated image and JSON")
+    d.add_argument("--model", help="pose model (default: the bundled one)")
 
     # --- bench ---------------------------------------------------------------------------------------------
     b = sub.add_parser("bench", help="speed: pose crops/s per runtime, end-to-end frames/s, training samples/s")
@@ -145,7 +146,7 @@ def dispatch(a: argparse.Namespace) -> int:
     elif cmd == "demo":
         from headpose.predict import demo
 
-        demo(out=a.out)
+        demo(out=a.out, model=a.model)
     elif cmd == "bench":
         from headpose.bench import bench
 
