@@ -57,25 +57,51 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _context():
+    """spawn: workers start clean, with none of the caller's threads (OpenCV, LiteRT, TensorFlow pools),
+    which a forked worker could inherit locked and hang on. None if spawn cannot re-import the caller's
+    main module (a script read from stdin): the work then runs in this process."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and path is not None and not os.path.isfile(path):
+        return None
+    return mp.get_context("spawn")
+
+
+def _init_worker():
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would only oversubscribe the cores
+
+
 def _run(module: str, items: list[Item], size: int, margin: float | None, workers: int, desc: str):
     """Yield results in item order, with a progress bar (and its ETA) on stderr."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     from tqdm import tqdm
 
     args = [(module, it, size, margin) for it in items]
     chunk = max(1, min(64, len(items) // (workers * 8)))
     procs = min(workers, math.ceil(len(items) / chunk))
     bar = tqdm(total=len(items), desc=desc, unit="img", mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
+    done = 0
     try:
-        if procs <= 1:
-            for a in args:
-                yield _work(a)
-                bar.update()
-        else:
-            # spawn: workers start clean (no inherited TensorFlow / interpreter threads from the caller).
-            with mp.get_context("spawn").Pool(procs) as pool:
-                for r in pool.imap(_work, args, chunksize=chunk):
-                    yield r
-                    bar.update()
+        ctx = _context() if procs > 1 else None
+        if ctx is not None:
+            try:
+                with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker) as pool:
+                    for r in pool.map(_work, args, chunksize=chunk):
+                        yield r
+                        done += 1
+                        bar.update()
+            except BrokenProcessPool:
+                # Workers died (typically: a script calling prepare() without `if __name__ == "__main__":`,
+                # which spawned workers re-run). Finish here rather than fail or hang.
+                print(f"{desc}: worker processes failed; continuing in this process", file=sys.stderr)
+        for a in args[done:]:
+            yield _work(a)
+            bar.update()
     finally:
         bar.close()
 
