@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--margin", type=float, default=None, help="crop margin (default: 0.6 for 300W-LP/AFLW, 0.4 else)")
     q.add_argument("--workers", type=int, default=None)
     q.add_argument("--split", type=float, default=None, help="train fraction, split by sequence / identity")
+    q.add_argument("--holdout", type=lambda t: [g for g in t.split(",") if g], default=None, metavar="G1,G2",
+                   help="name the held-out sequences / identities instead of drawing them (writes _train/_test)")
     q.add_argument("--seed", type=int, default=0)
 
     # --- data show -----------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.data.prepare import prepare
 
         return 0 if prepare(a.format, a.src, a.out, size=a.size, margin=a.margin, workers=a.workers,
-                            split=a.split, seed=a.seed) else 1
+                            split=a.split, seed=a.seed, test_groups=a.holdout) else 1
     elif cmd == "data":
         from headpose.data.show import show
 
