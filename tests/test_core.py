@@ -37,7 +37,7 @@ def test_seed_h5_matches_seed_tflite():
 
 def test_keras_file_roundtrip_without_code(tmp_path):
     """A saved .keras loads in safe mode (no Lambda, no pickled code) and gives the same angles."""
-    from headpose.model import build_model, load_model, load_legacy_h5
+    from headpose.model import build_model, load_legacy_h5, load_model
 
     m = load_legacy_h5(build_model(), SEED_H5)
     m.save(tmp_path / "m.keras")

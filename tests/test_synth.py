@@ -239,7 +239,7 @@ def test_mesh_skips_photos_without_a_face(tmp_path, shared_data):
     report = (tmp_path / "m/mesh_report.txt").read_text()
     assert "blank.png: no face" in report and "junk.jpg" in report
     m = read_obj(tmp_path / "m" / f"{Path(PHOTOS[0]).stem}.obj")
-    assert m.face_vertices == 468 and len(m.vertices) > 468 and 0 <= m.uv.min() and m.uv.max() <= 1
+    assert m.face_vertices == 468 and len(m.vertices) > 468 and m.uv.min() >= 0 and m.uv.max() <= 1
 
 
 # --- end to end ----------------------------------------------------------------------------------------

@@ -121,11 +121,7 @@ class OnnxRunner:
         self.channels = int(shape[3])
 
     def __call__(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        x = np.asarray(x)
-        out = np.empty((len(x), 3), np.float32)
-        for i in range(0, len(x), batch_size):
-            out[i : i + batch_size] = self.sess.run(None, {self.input_name: x[i : i + batch_size].astype(np.float32)})[0]
-        return out
+        return _batched(lambda b: self.sess.run(None, {self.input_name: b})[0], x, batch_size)
 
 
 class KerasRunner:
@@ -140,11 +136,16 @@ class KerasRunner:
         self.channels = int(shape[3])
 
     def __call__(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        x = np.asarray(x)
-        out = np.empty((len(x), 3), np.float32)
-        for i in range(0, len(x), batch_size):
-            out[i : i + batch_size] = np.asarray(self.model(x[i : i + batch_size].astype(np.float32), training=False))
-        return out
+        return _batched(lambda b: np.asarray(self.model(b, training=False)), x, batch_size)
+
+
+def _batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Run ``fn`` (float32 batch → N×3) over ``x`` in batches."""
+    x = np.asarray(x)
+    out = np.empty((len(x), 3), np.float32)
+    for i in range(0, len(x), batch_size):
+        out[i : i + batch_size] = fn(x[i : i + batch_size].astype(np.float32))
+    return out
 
 
 def open_model(path: str | os.PathLike, threads: int | None = None):

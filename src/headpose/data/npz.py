@@ -81,7 +81,8 @@ def load_npz(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np
         raise HeadposeError(f"{path}: {image.shape[0]} images but {pose.shape[0]} poses")
     bad = ~np.isfinite(pose).all(axis=1)
     if bad.any():
-        raise HeadposeError(f"{path}: {int(bad.sum())} poses are NaN or infinite (first at index {int(np.argmax(bad))})")
+        first = int(np.argmax(bad))
+        raise HeadposeError(f"{path}: {int(bad.sum())} poses are NaN or infinite (first at index {first})")
     return image, pose
 
 
@@ -93,7 +94,8 @@ def _mmap_member(path: Path, member: str) -> np.ndarray | None:
             return None
         with zf.open(info) as f:
             version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read_header(f)
             header_len = f.tell()
     # Local file header: 30 bytes + name + extra field, then the member's data.
