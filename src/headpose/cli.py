@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, choices=(1, 3))
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--workers", type=int, help="threads for the input pipeline")
+    t.add_argument("--init", help="start from the weights of this model (.keras or legacy .h5): fine-tuning")
 
     # --- evaluate ------------------------------------------------------------------------------------------
     e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")

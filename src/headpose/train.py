@@ -43,6 +43,7 @@ class TrainConfig:
     lambda_d: float = 1.0
     bn_momentum: float = 0.99
     workers: int = 2
+    init: str | None = None  # start from this model's weights (.keras or legacy .h5): fine-tuning
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -229,6 +230,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         model = keras.saving.load_model(out / "last.keras", compile=True)
     else:
         model = build_model(size, cfg.channels, cfg.stage_num, cfg.lambda_d, cfg.bn_momentum)
+        if cfg.init:
+            from headpose.model import load_model
+
+            src = load_model(cfg.init)
+            if src.input_shape != model.input_shape:
+                raise HeadposeError(f"{cfg.init}: input {src.input_shape} does not match {model.input_shape}")
+            model.set_weights(src.get_weights())
+            print(f"starting from the weights of {cfg.init}")
         model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mae", metrics=["mae"], jit_compile=False)
 
     train_seq = _batches(keras, data, cfg, size, train=True)
@@ -303,7 +312,7 @@ def train_from_args(a) -> Path:
             raise HeadposeError(f"{a.config}: cannot read config ({e})") from None
     flags = {"data": a.data, "val": a.val, "val_split": a.val_split, "out": a.out, "epochs": a.epochs,
              "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "size": a.size, "channels": a.channels,
-             "augment": a.augment, "workers": a.workers}
+             "augment": a.augment, "workers": a.workers, "init": a.init}
     d.update({k: v for k, v in flags.items() if v is not None})
     if not d.get("data"):
         raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")
