@@ -1,0 +1,32 @@
+"""``headpose bench --quick --json``: runs every part and writes the documented keys (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SEED_TFLITE
+from test_predict import pose_model_path
+
+from headpose.cli import main
+
+
+def test_bench_quick_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--json", str(out), "--model", str(pose_model_path()), "--peer", str(SEED_TFLITE)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    for key in ("date", "machine", "load_before", "load_after", "targets", "pose", "peer", "end_to_end", "stages_ms",
+                "training", "notes"):
+        assert key in r, key
+    assert r["quick"] is True and r["machine"]["cpu"]
+    float_b1 = [p for p in r["pose"] if p["name"] == "litert float" and p["batch"] == 1]
+    assert float_b1 and float_b1[0]["threads"] == 1 and float_b1[0]["per_s"] > 0 and "vs_peer" in float_b1[0]
+    assert r["peer"]["file"] == str(SEED_TFLITE) and r["peer"]["per_s"] > 0
+    assert {(e["detector"], e["workers"]) for e in r["end_to_end"]} == {("full", 1), ("full", 2), ("short", 1),
+                                                                        ("short", 2)}
+    assert all(e["frames_with_one_face"] == e["frames"] and e["per_s"] > 0 for e in r["end_to_end"])
+    assert set(r["stages_ms"]) == {"full", "short"}
+    timed = [t for t in r["training"] if "per_s" in t]
+    assert timed and all(t["per_s"] > 0 for t in timed)
+    printed = capsys.readouterr().out
+    assert "crops/s" in printed and "frames/s" in printed and "samples/s" in printed

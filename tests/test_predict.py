@@ -1,0 +1,245 @@
+"""Prediction on real frames, folders, videos; the JSON Lines report; the demo. No timing assertions.
+
+The pose model is the bundled one when the package has it; otherwise a model made here (the dev checkpoint
+``runs/dev/r2/best.keras`` exported to TFLite, or a freshly initialised SSR-Net-MT), cached in the temp folder.
+Tests about the JSON schema, skipping and outputs do not depend on how good the model is; the accuracy test
+runs only with the bundled model. The seed's files in ../shared/peers are never used as our model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA, ROOT
+
+from headpose.data.labels import read_biwi_bin
+from headpose.errors import HeadposeError
+from headpose.predict import DEFAULT_MODEL, FacePose, HeadPoseEstimator, demo, predict_source
+
+FRAMES = DATA / "biwi_frames" / "01"
+KEYS = {"source", "frame", "box", "score", "yaw", "pitch", "roll"}
+
+
+def pose_model_path() -> Path:
+    if DEFAULT_MODEL.exists():
+        return DEFAULT_MODEL
+    src = ROOT / "runs" / "dev" / "r2" / "best.keras"
+    tag = f"{src.stat().st_size}-{src.stat().st_mtime_ns}" if src.exists() else "random"
+    out = Path(tempfile.gettempdir()) / f"headpose-test-model-{tag}.tflite"
+    if out.exists():
+        return out
+    pytest.importorskip("keras", reason="no bundled model yet, and keras is needed to make a test model")
+    from headpose.export import to_tflite
+
+    if src.exists():
+        from headpose.model import load_model
+
+        model = load_model(src)
+    else:
+        import keras
+
+        from headpose.model import build_model
+
+        keras.utils.set_random_seed(0)
+        model = build_model(64, 3)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    tmp.write_bytes(to_tflite(model))
+    os.replace(tmp, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pose_model() -> Path:
+    return pose_model_path()
+
+
+@pytest.fixture(scope="module")
+def est(pose_model):
+    return HeadPoseEstimator(pose_model)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    files = sorted(FRAMES.glob("frame_*_rgb.png"))
+    assert len(files) == 10, f"expected the 10 BIWI frames in {FRAMES}"
+    return files, [cv2.imread(str(f)) for f in files]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_one_face_per_biwi_frame(est, frames):
+    _, images = frames
+    for im in images:
+        faces = est.predict(im)
+        assert len(faces) == 1
+        f = faces[0]
+        assert isinstance(f, FacePose) and f.score > 0.8
+        x0, y0, x1, y1 = f.box
+        assert 250 < (x0 + x1) / 2 < 450 and 180 < (y0 + y1) / 2 < 360 and 60 < x1 - x0 < 140
+        assert all(np.isfinite(a) and abs(a) <= 99 for a in f.angles)
+        d = f.to_dict()
+        assert set(d) == {"box", "score", "yaw", "pitch", "roll"} and len(d["box"]) == 4
+        json.dumps(d)
+    # The batched paths give the same answer as one image at a time.
+    single = np.array([est.predict(im)[0].angles for im in images])
+    batched = np.array([p[0].angles for p in est.predict_batch(images)])
+    streamed = np.array([p[0].angles for p in est.predict_many(iter(images), batch=4, workers=2)])
+    np.testing.assert_allclose(batched, single, atol=1e-3)
+    np.testing.assert_allclose(streamed, single, atol=1e-3)
+
+
+def test_predict_crops_shapes(est, frames):
+    from headpose.detect import crop_face
+
+    _, images = frames
+    crops = np.stack([crop_face(im, est.predict(im)[0].box) for im in images[:3]])
+    out = est.predict_crops(crops)
+    assert out.shape == (3, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(est.predict_crops(crops[0]), out[:1], atol=1e-4)
+    big = np.stack([cv2.resize(c, (128, 128)) for c in crops])  # other sizes are resized to the model's
+    assert est.predict_crops(big).shape == (3, 3)
+    assert est.predict_crops(np.zeros((0, 64, 64, 3), np.uint8)).shape == (0, 3)
+    with pytest.raises(HeadposeError):
+        est.predict_crops(np.zeros((2, 64, 32, 3), np.uint8))
+    assert est.predict(np.full((240, 320, 3), 127, np.uint8)) == []
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="accuracy is checked on the bundled model only")
+def test_bundled_model_is_accurate_on_biwi_frames(frames):
+    files, images = frames
+    est = HeadPoseEstimator()
+    pred = np.array([est.predict(im)[0].angles for im in images])
+    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
+    assert np.abs(pred - labels).mean() < 6.0
+
+
+def test_folder_json_and_skips(est, frames, tmp_path, capsys):
+    files, _ = frames
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for f in files[:3]:
+        (src / f.name).write_bytes(f.read_bytes())
+    (src / "sub" / files[3].name).write_bytes(files[3].read_bytes())
+    (src / "sub" / "broken.png").write_bytes(files[4].read_bytes()[:2000])  # truncated PNG: unreadable
+    (src / "notes.txt").write_text("not an image")
+    (src / "bad.mp4").write_bytes(b"not a video")
+    cv2.imwrite(str(src / "empty_wall.jpg"), np.full((240, 320, 3), 128, np.uint8))  # no face
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    s = predict_source(src, estimator=est, out=out, json_out=report)
+    assert (s["images"], s["faces"], s["no_face"], s["videos"]) == (5, 4, 1, 0)
+    reasons = {Path(name).name: why for name, why in s["skipped"]}
+    assert reasons == {"broken.png": "unreadable image", "notes.txt": "not an image or video",
+                       "bad.mp4": "broken video"}
+    printed = capsys.readouterr()
+    assert "skipped 3" in printed.out and "broken.png" in printed.out and "bad.mp4" in printed.out
+    assert "broken.png" in printed.err  # named as it happens
+    rows = _rows(report)
+    assert len(rows) == 5 and all(set(r) == KEYS for r in rows)
+    for r in rows:
+        assert r["frame"] == 0 and Path(r["source"]).parent in (src, src / "sub")
+        if Path(r["source"]).name == "empty_wall.jpg":
+            assert r["box"] is r["score"] is r["yaw"] is r["pitch"] is r["roll"] is None
+        else:
+            assert len(r["box"]) == 4 and r["box"][0] < r["box"][2] and r["box"][1] < r["box"][3]
+            assert all(isinstance(r[k], float) for k in ("score", "yaw", "pitch", "roll"))
+    # Annotated copies under the same relative paths; no temp files left behind.
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted([f.name for f in files[:3]] + [f"sub/{files[3].name}", "empty_wall.jpg"])
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert cv2.imread(str(out / files[0].name)).shape == (480, 640, 3)
+
+
+def test_single_image_prints_and_errors(est, frames, tmp_path, capsys):
+    files, _ = frames
+    s = predict_source(files[0], estimator=est)
+    assert s["faces"] == 1 and s["written"] == []
+    assert "face 1 box" in capsys.readouterr().out
+    with pytest.raises(HeadposeError, match="no such file"):
+        predict_source(tmp_path / "missing.jpg", estimator=est)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 nope")
+    with pytest.raises(HeadposeError, match="unreadable image"):
+        predict_source(bad, estimator=est)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HeadposeError, match="no images or videos"):
+        predict_source(empty, estimator=est)
+
+
+def test_video_frame_by_frame(est, frames, tmp_path):
+    _, images = frames
+    video = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    assert w.isOpened()
+    for im in images:
+        w.write(im)
+    w.release()
+    out, report = tmp_path / "out", tmp_path / "clip.jsonl"
+    s = predict_source(video, estimator=est, out=out, json_out=report, quiet=True)
+    assert (s["videos"], s["frames"], s["faces"]) == (1, 10, 10)
+    rows = _rows(report)
+    assert [r["frame"] for r in rows] == list(range(10))
+    assert all(r["source"] == str(video) and set(r) == KEYS and r["yaw"] is not None for r in rows)
+    cap = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    ok, first = cap.read()
+    assert ok and first.shape == (480, 640, 3)
+    cap.release()
+
+
+def test_show_without_gui_is_a_clear_error(est, frames):
+    from headpose import predict
+
+    if predict._has_gui():
+        pytest.skip("this OpenCV has a GUI")
+    with pytest.raises(HeadposeError, match="pip install opencv-python"):
+        predict_source(frames[0][0], estimator=est, show=True)
+
+
+def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    from headpose import predict
+
+    monkeypatch.setattr(predict, "DEFAULT_MODEL", tmp_path / "weights" / "headpose_ssrnet_mt.tflite")
+    with pytest.raises(HeadposeError, match="headpose_ssrnet_mt.tflite is missing"):
+        HeadPoseEstimator()
+
+
+def test_demo_writes_its_files(pose_model, tmp_path, capsys):
+    rows = demo(tmp_path / "demo", model=pose_model)
+    assert len(rows) == 3 and all(set(r) == KEYS and r["yaw"] is not None for r in rows)
+    assert [int((r["box"][0] + r["box"][2]) / 2 // 256) for r in rows] == [0, 1, 2]  # one face per panel
+    for name in ("demo.jpg", "demo-input.jpg", "demo.jsonl"):
+        assert (tmp_path / "demo" / name).stat().st_size > 0
+    assert _rows(tmp_path / "demo" / "demo.jsonl") == rows
+    assert "yaw" in capsys.readouterr().out
+
+
+def test_cli_predict_and_demo_without_tensorflow(pose_model, frames, tmp_path):
+    """The CLI end to end in a fresh interpreter, which must never import TensorFlow or Keras."""
+    files, _ = frames
+    code = (
+        "import sys; from headpose.cli import main\n"
+        f"rc = main(['predict', {str(files[0])!r}, '--model', {str(pose_model)!r}, '--json', "
+        f"{str(tmp_path / 'r.jsonl')!r}, '--out', {str(tmp_path / 'o')!r}])\n"
+        f"rc += main(['demo', '--out', {str(tmp_path / 'd')!r}, '--model', {str(pose_model)!r}])\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "sys.exit(rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(_rows(tmp_path / "r.jsonl")) == 1
+    assert (tmp_path / "o" / files[0].name).exists() and (tmp_path / "d" / "demo.jpg").exists()
+    r = subprocess.run([sys.executable, "-m", "headpose", "predict", str(tmp_path / "nope.png"), "--model",
+                        str(pose_model)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
