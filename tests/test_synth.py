@@ -253,7 +253,8 @@ def test_mesh_render_prepare_end_to_end(meshes, tmp_path):
 
     renders = tmp_path / "renders"
     assert main(["synth", "render", "--image_dir", str(meshes), "--obj_dir", str(meshes), "--out", str(renders),
-                 "--yaw=-60:60:30", "--pitch", "0,20", "--roll", "0", "--background", "blur", "--size", "160",
+                 "--yaw=-60:60:30", "--pitch", "0,20", "--roll", "0", "--background", "blur", "--lighting", "0.5",
+                 "--size", "160",
                  "--workers", "1"]) == 0
     n = 10 * len(PHOTOS)
     assert len(list(renders.glob("*/*.png"))) == n

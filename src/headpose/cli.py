@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--show", action="store_true", help="live window (video, webcam)")
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--min-score", type=float, default=0.5, help="face detector score threshold")
+    r.add_argument("--detector", choices=("full", "short"), default="full",
+                   help="BlazeFace full range (default; faces up to a few metres) or short range (close-ups, faster)")
 
     # --- demo ----------------------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--roll", type=_csv_or_range, default=None, help="default -45,-30,0,30,45")
     sr.add_argument("--random", type=int, default=None, metavar="K", help="K random poses per mesh instead")
     sr.add_argument("--background", choices=("black", "blur", "photo"), default="black")
+    sr.add_argument("--lighting", type=float, default=0.0, metavar="S",
+                    help="random directional light per render, strength 0..1 (default 0: texture as it is)")
     sr.add_argument("--workers", type=int, default=None)
     sr.add_argument("--seed", type=int, default=0)
     sm = sy.add_parser("mesh", help="build textured face meshes from photos")
@@ -145,7 +149,7 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.predict import predict_source
 
         predict_source(a.source, model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
-                       min_score=a.min_score)
+                       min_score=a.min_score, detector=a.detector)
     elif cmd == "demo":
         from headpose.predict import demo
 
@@ -167,7 +171,8 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.synth.render import render_dir
 
         render_dir(a.image_dir, a.obj_dir, a.out, size=a.size, yaw=a.yaw, pitch=a.pitch, roll=a.roll,
-                   random=a.random, background=a.background, workers=a.workers, seed=a.seed)
+                   random=a.random, background=a.background, workers=a.workers, seed=a.seed,
+                   lighting=a.lighting)
     elif cmd == "synth" and a.synth_command == "mesh":
         from headpose.synth.mesh import mesh_dir
 

@@ -8,7 +8,8 @@ projected 468 face points) instead, so every pose is kept.
 Crop: the box squared about its centre, widened by ``margin`` of its side on every side
 (:func:`headpose.detect.crop_face`). The default 0.14 matches the BIWI crops: MediaPipe's points on 100 of
 them give crop side / point-box side = 1.27 (median; 10-90 %: 1.16-1.42), centred within 2 %. With
-``jitter``, each crop draws its ratio uniformly from 1.16-1.42 and its centre ±2 % of the side, that spread.
+``jitter``, each crop draws its ratio uniformly from 1.16-1.42 and its centre by a normal shift of 3.5 % of the side
+(BIWI's point-box centres sit 0.5-5 % off their crop centres, depending on the pose).
 
     python -m headpose.synth.pack RENDERS OUT.npz [--size 64] [--margin 0.14] [--no-jitter]
 """
@@ -27,7 +28,7 @@ from headpose.errors import HeadposeError
 
 MARGIN = 0.14
 RATIO_RANGE = (1.16, 1.42)
-SHIFT = 0.02
+SHIFT = 0.035
 
 
 def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool = True, seed: int = 0,

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - numba is in the [train] extra; the pur
 
 
 @njit(cache=True, nogil=True)
-def _rasterize(xy, z, w, faces, face_uv, uv, texture, image, zbuf):  # pragma: no cover - compiled
+def _rasterize(xy, z, w, shade, faces, face_uv, uv, texture, image, zbuf):  # pragma: no cover - compiled
     height, width = zbuf.shape
     th, tw = texture.shape[0], texture.shape[1]
     drawn = 0
@@ -41,6 +41,7 @@ def _rasterize(xy, z, w, faces, face_uv, uv, texture, image, zbuf):  # pragma: n
         if cmin > cmax or rmin > rmax:
             continue
         z0, z1, z2 = z[i0], z[i1], z[i2]
+        l0, l1, l2 = shade[i0], shade[i1], shade[i2]
         q0, q1, q2 = 1.0 / w[i0], 1.0 / w[i1], 1.0 / w[i2]
         t0, t1, t2 = face_uv[f, 0], face_uv[f, 1], face_uv[f, 2]
         u0, v0 = uv[t0, 0] * q0, uv[t0, 1] * q0
@@ -78,22 +79,25 @@ def _rasterize(xy, z, w, faces, face_uv, uv, texture, image, zbuf):  # pragma: n
                 fy = tv - iy
                 ix1 = min(ix + 1, tw - 1)
                 iy1 = min(iy + 1, th - 1)
+                light = b0 * l0 + b1 * l1 + b2 * l2
                 for ch in range(3):
                     top = texture[iy, ix, ch] * (1.0 - fx) + texture[iy, ix1, ch] * fx
                     bot = texture[iy1, ix, ch] * (1.0 - fx) + texture[iy1, ix1, ch] * fx
-                    image[r, c, ch] = np.uint8(top * (1.0 - fy) + bot * fy + 0.5)
+                    val = (top * (1.0 - fy) + bot * fy) * light + 0.5
+                    image[r, c, ch] = np.uint8(min(max(val, 0.0), 255.0))
                 drawn += 1
     return drawn
 
 
 def rasterize(xy: np.ndarray, z: np.ndarray, faces: np.ndarray, face_uv: np.ndarray, uv_px: np.ndarray,
               texture: np.ndarray, size: tuple[int, int], w: np.ndarray | None = None,
-              image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              image: np.ndarray | None = None, shade: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Draw textured triangles; returns (image H×W×3 uint8, coverage mask H×W bool).
 
     xy: N×2 screen positions (pixels), z: N depths (larger = nearer), faces/face_uv: F×3 indices,
     uv_px: M×2 texture positions in texture pixels (column, row), texture: H×W×3 uint8.
-    ``image`` (optional) is drawn over in place.
+    ``image`` (optional) is drawn over in place. ``shade`` (optional, N): a per-vertex factor on the texture
+    colour, interpolated across each triangle (Gouraud lighting).
     """
     h, wd = size
     if image is None:
@@ -101,7 +105,8 @@ def rasterize(xy: np.ndarray, z: np.ndarray, faces: np.ndarray, face_uv: np.ndar
     zbuf = np.full((h, wd), -np.inf, np.float32)
     n = len(xy)
     w = np.ones(n, np.float64) if w is None else np.asarray(w, np.float64)
-    _rasterize(np.ascontiguousarray(xy, np.float64), np.ascontiguousarray(z, np.float64), w,
+    shade = np.ones(n, np.float64) if shade is None else np.ascontiguousarray(shade, np.float64)
+    _rasterize(np.ascontiguousarray(xy, np.float64), np.ascontiguousarray(z, np.float64), w, shade,
                np.ascontiguousarray(faces, np.int32), np.ascontiguousarray(face_uv, np.int32),
                np.ascontiguousarray(uv_px, np.float64), np.ascontiguousarray(texture, np.uint8), image, zbuf)
     return image, np.isfinite(zbuf)

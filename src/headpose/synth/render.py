@@ -55,6 +55,7 @@ class PreparedMesh:
     texture: np.ndarray
     face_vertices: int
     size: int
+    normals: np.ndarray | None = None  # N×3 unit vertex normals (for --lighting)
 
 
 def prepare(mesh: Mesh, texture: np.ndarray, size: int, fill: float = FACE_FILL) -> PreparedMesh:
@@ -70,7 +71,32 @@ def prepare(mesh: Mesh, texture: np.ndarray, size: int, fill: float = FACE_FILL)
     uv_px[:, 0] = mesh.uv[:, 0] * (tw - 1)
     uv_px[:, 1] = (1.0 - mesh.uv[:, 1]) * (th - 1)
     return PreparedMesh((mesh.vertices - centre) * scale, mesh.faces, mesh.face_uv, uv_px, texture,
-                        mesh.face_vertices, size)
+                        mesh.face_vertices, size, vertex_normals(mesh.vertices, mesh.faces))
+
+
+def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals (sign arbitrary: lighting is two-sided)."""
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, f[:, k], fn)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    return n / np.where(norm > 0, norm, 1.0)
+
+
+def random_light(rng: np.random.Generator, strength: float) -> tuple[np.ndarray, float, float]:
+    """(direction towards the light, camera axes; ambient; diffuse) for one render.
+
+    The light comes from anywhere in front of the face (z > 0.2), so its shading is fixed in the camera
+    frame while the head turns, as in real photos; the photo's own lighting stays baked in the texture.
+    """
+    while True:
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        if d[2] > 0.2:
+            break
+    ambient = 1.0 - strength * rng.uniform(0.3, 1.0)
+    return d, ambient, (1.0 - ambient) * rng.uniform(1.0, 1.3)
 
 
 def project(pm: PreparedMesh, yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,11 +154,21 @@ class Backgrounds:
         return cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
 
 
-def render(pm: PreparedMesh, yaw: float, pitch: float, roll: float, background: np.ndarray | None = None):
-    """One render: (image size×size×3 BGR uint8, face box (x0, y0, x1, y1), screen xy of the vertices)."""
+def render(pm: PreparedMesh, yaw: float, pitch: float, roll: float, background: np.ndarray | None = None,
+           light: tuple[np.ndarray, float, float] | None = None):
+    """One render: (image size×size×3 BGR uint8, face box (x0, y0, x1, y1), screen xy of the vertices).
+
+    light: (direction, ambient, diffuse) from :func:`random_light`, or None for the texture as it is.
+    """
     xy, z = project(pm, yaw, pitch, roll)
     img = np.zeros((pm.size, pm.size, 3), np.uint8) if background is None else background
-    img, _ = rasterize(xy, z, pm.faces, pm.face_uv, pm.uv_px, pm.texture, (pm.size, pm.size), image=img)
+    shade = None
+    if light is not None and pm.normals is not None:
+        d, ambient, diffuse = light
+        n = pm.normals @ ypr_to_matrix(yaw, pitch, roll).T
+        shade = ambient + diffuse * np.abs(n @ d)
+    img, _ = rasterize(xy, z, pm.faces, pm.face_uv, pm.uv_px, pm.texture, (pm.size, pm.size), image=img,
+                       shade=shade)
     return img, face_box(xy, pm.face_vertices), xy
 
 
@@ -167,7 +203,7 @@ def _init_worker(others: list[str]) -> None:
 
 def _render_mesh(task) -> tuple[str, int, str | None]:
     """Render every pose of one mesh; never raises (a bad mesh comes back as an error line)."""
-    name, tex_path, obj_path, poses, out, size, background, seed = task
+    name, tex_path, obj_path, poses, out, size, background, seed, lighting = task
     try:
         texture = load_texture(tex_path)
         mesh = read_obj(obj_path)
@@ -179,7 +215,8 @@ def _render_mesh(task) -> tuple[str, int, str | None]:
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         for yaw, pitch, roll in poses:
-            img, box, _ = render(pm, yaw, pitch, roll, bg.get())
+            light = random_light(rng, lighting) if lighting > 0 else None
+            img, box, _ = render(pm, yaw, pitch, roll, bg.get(), light)
             stem = pose_stem(name, yaw, pitch, roll)
             if not cv2.imwrite(str(folder / f"{stem}.png"), img, PNG_PARAMS):
                 raise HeadposeError(f"{folder / stem}.png: cannot write")
@@ -212,16 +249,21 @@ def find_pairs(image_dir, obj_dir) -> tuple[list[tuple[str, Path, Path]], list[t
 
 
 def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, roll=None, random=None,
-               background: str = "black", workers: int | None = None, seed: int = 0, quiet: bool = False) -> dict:
+               background: str = "black", workers: int | None = None, seed: int = 0, quiet: bool = False,
+               lighting: float = 0.0) -> dict:
     """Render every NAME.obj of obj_dir with its NAME.png of image_dir; returns a summary dict.
 
     Poses: the product of yaw × pitch × roll (None → the original grid), or ``random`` K poses per mesh.
     Bad meshes and textures are named, skipped and counted; the summary is printed at the end.
+    ``lighting`` (0..1): strength of a random directional light per render (0: the texture as it is, as the
+    original).
     """
     from tqdm import tqdm
 
     if background not in BACKGROUNDS:
         raise HeadposeError(f"unknown background {background!r} (expected one of {', '.join(BACKGROUNDS)})")
+    if not 0 <= lighting <= 1:
+        raise HeadposeError(f"--lighting {lighting}: expected a strength between 0 and 1")
     if size < 16:
         raise HeadposeError(f"--size {size} is too small (at least 16)")
     pairs, skipped, all_textures = find_pairs(image_dir, obj_dir)
@@ -236,7 +278,8 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
             poses = random_poses(random, np.random.default_rng([seed, i]))
         else:
             poses = [(round(y, 2), round(p, 2), round(r, 2)) for y, p, r in grid_poses(yaw, pitch, roll)]
-        tasks.append((name, str(tex), str(obj), poses, str(out), size, background, int(master.integers(2**31))))
+        tasks.append((name, str(tex), str(obj), poses, str(out), size, background, int(master.integers(2**31)),
+                      float(lighting)))
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     t0 = time.perf_counter()
     n_images, errors = 0, list(skipped)
