@@ -101,6 +101,7 @@ class HeadPoseEstimator:
     ``min_score``: detector threshold. ``threads``: CPU threads of the pose model and the default number of
     detection workers of :meth:`predict_many` (``None``: runtime default, one worker).
     ``margin``: crop margin (default: the one the training crops use; change it only for a model trained so).
+    One estimator serves one calling thread at a time (its own worker threads aside): give each thread its own.
     """
 
     def __init__(self, model=None, detector="full", min_score: float = 0.5, threads: int | None = None,
@@ -181,7 +182,7 @@ class HeadPoseEstimator:
 
         Pose runs once per ``batch`` frames; ``workers`` threads detect and crop (default ``threads``, or 1).
         """
-        for _, poses in self._stream(((None, f) for f in frames), batch, workers):
+        for _, _, poses in self._stream(((None, f) for f in frames), batch, workers):
             yield poses
 
     def _stream(self, items: Iterable[tuple], batch: int = 16, workers: int | None = None):
