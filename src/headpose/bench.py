@@ -296,8 +296,9 @@ def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
     return rows, stages
 
 
-def _FitClock(keras):
-    """A callback timing ``model.fit`` from the start of its 2nd batch (the 1st traces the step function)."""
+def _FitClock(keras, budget_s: float = 20.0):
+    """A callback timing ``model.fit`` from the start of its 2nd batch (the 1st traces the step function);
+    it stops the fit after ``budget_s`` seconds (and at least 3 timed batches)."""
 
     class FitClock(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -306,6 +307,8 @@ def _FitClock(keras):
 
         def on_train_batch_end(self, batch, logs=None):
             self.t1, self.c1, self.batches = time.perf_counter(), time.process_time(), batch
+            if batch >= 3 and self.t1 - self.t0 > budget_s:  # slow configurations (XLA on CPU) stop early
+                self.model.stop_training = True
 
         def rates(self, batch_size: int) -> dict:
             n = self.batches * batch_size  # batches 1..last
@@ -393,7 +396,7 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
         raise HeadposeError(f"{peer}: no such peer model file")
     if peer and Path(peer).suffix.lower() != ".tflite":
         raise HeadposeError(f"{peer}: the peer must be a .tflite file")
-    seconds = 0.1 if quick else 2.0
+    seconds = 0.1 if quick else 1.0
     notes: list[str] = []
     res = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "machine": machine_info(), "quick": quick, "model": str(model), "targets": TARGETS,
