@@ -516,8 +516,10 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
 
     ``out``: folder for annotated images (same relative paths) / videos (``.mp4``). ``json_out``: JSON Lines
     report. ``threads``: worker threads for folders and videos (default: up to 2). Without ``out`` and
-    ``json_out`` (and unless ``quiet``) every face is printed. Returns the summary: counts (``images``,
-    ``videos``, ``frames``, ``faces``, ``no_face``), ``skipped`` [(name, reason)] and ``written`` paths.
+    ``json_out`` (and unless ``quiet``) every face is printed. ``estimator``: an existing
+    :class:`HeadPoseEstimator` to use (``model``, ``detector`` and ``min_score`` are then ignored).
+    Returns the summary: counts (``images``, ``videos``, ``frames``, ``faces``, ``no_face``),
+    ``skipped`` [(name, reason)] and ``written`` paths.
     """
     from tqdm import tqdm
 
@@ -599,6 +601,12 @@ def _folder(run: _Run, root: Path, out: Path | None, tqdm):
         raise HeadposeError(f"{root}: no images or videos in this folder (or below it)")
     images = [p for p in media if _kind(p) == "image"]
     videos = [p for p in media if _kind(p) == "video"]
+    stems = Counter(p.with_suffix("") for p in videos)  # a.avi and a.mov both → a.avi.mp4, a.mov.mp4
+
+    def video_out(p: Path) -> Path:
+        rel = p.relative_to(root)
+        return rel.with_name(rel.name + ".mp4") if stems[p.with_suffix("")] > 1 else rel.with_suffix(".mp4")
+
     with tqdm(total=len(media), unit="file", desc=root.name or str(root), disable=None) as bar:
         if images:
             run.images([(p, _out_path(out, p.relative_to(root))) for p in images], bar)
@@ -611,8 +619,7 @@ def _folder(run: _Run, root: Path, out: Path | None, tqdm):
             else:
                 cap, first = opened
                 total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-                run.video(cap, first, str(p), _out_path(out, p.relative_to(root).with_suffix(".mp4")), live=False,
-                          total=total, tqdm=tqdm)
+                run.video(cap, first, str(p), _out_path(out, video_out(p)), live=False, total=total, tqdm=tqdm)
             bar.update(1)
     if not (run.counts["images"] or run.counts["videos"]):
         raise HeadposeError(f"{root}: none of its {len(media)} images/videos could be read")
