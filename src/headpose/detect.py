@@ -173,7 +173,7 @@ class FaceDetector:
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR image (uint8 H×W×3; grayscale and BGRA are converted), best score first."""
-        image_bgr = _as_bgr(image_bgr)
+        image_bgr = as_bgr(image_bgr)
         x, side, px, py = self._letterbox(image_bgr)
         self.interp.set_tensor(self._in, x)
         self.interp.invoke()
@@ -204,7 +204,7 @@ class FaceDetector:
         return self.detect(image_bgr)
 
 
-def _as_bgr(image: np.ndarray) -> np.ndarray:
+def as_bgr(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]).astype(np.uint8), cv2.COLOR_GRAY2BGR)
@@ -246,7 +246,7 @@ def crop_face(image_bgr: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: 
     the missing part is filled with black rather than clipped, so a face at the border is never stretched
     either; a face well inside the image gives exactly FSA-Net's clipped crop of the squared box.
     """
-    image_bgr = _as_bgr(image_bgr)
+    image_bgr = as_bgr(image_bgr)
     h, w = image_bgr.shape[:2]
     x0, y0, x1, y1 = square_box(box)
     s = x1 - x0

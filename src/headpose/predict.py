@@ -39,14 +39,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from headpose.detect import DEFAULT_MARGIN, FaceDetector, crop_face
+from headpose.detect import DEFAULT_MARGIN, FaceDetector, as_bgr, crop_face
 from headpose.errors import HeadposeError
 from headpose.runtime import open_model, prepare_input
 
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_MODEL = PACKAGE / "weights" / "headpose_ssrnet_mt.tflite"
-ASSETS = PACKAGE / "assets"
-DEMO_PHOTO = ASSETS / "grace_hopper.jpg"
+
+
+
+def demo_photo() -> Path:
+    """The demo photo: Grace Hopper's 1984 US Navy portrait (public domain), as matplotlib (a core dependency)
+    ships it in its sample data — so the demo needs no download and the repository no copy of it."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm",
               ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
@@ -222,7 +229,7 @@ def annotate(image: np.ndarray, poses: list[FacePose]) -> np.ndarray:
     """A copy of ``image`` with each face's box, pose axes and angles drawn (or "no face" when none)."""
     from headpose.draw import draw_face
 
-    canvas = _bgr(image).copy()
+    canvas = as_bgr(image).copy()
     for f in poses:
         draw_face(canvas, f.box, f.yaw, f.pitch, f.roll, score=f.score)
     if not poses:
@@ -238,15 +245,6 @@ def report_rows(source: str, frame: int, poses: list[FacePose]) -> list[dict]:
         return [{"source": source, "frame": frame, "box": None, "score": None, "yaw": None, "pitch": None,
                  "roll": None}]
     return [{"source": source, "frame": frame, **p.to_dict()} for p in poses]
-
-
-def _bgr(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image.reshape(image.shape[:2]).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_BGRA2BGR)
-    return image.astype(np.uint8, copy=False)
 
 
 def _tmp(path: Path) -> Path:
@@ -655,12 +653,14 @@ DEMO_PANELS = ("photo", "mirrored", "rolled 20°")
 
 
 def demo_image() -> np.ndarray:
-    """The demo input, built from the bundled photo (``assets/grace_hopper.jpg``, public domain): the photo,
+    """The demo input, built from :func:`demo_photo` (public domain): the photo,
     its mirror image (yaw and roll change sign) and the photo turned by 20° in the image plane (roll), side by
     side, 3 faces in one 768×300 BGR image."""
-    photo = cv2.imread(str(DEMO_PHOTO), cv2.IMREAD_COLOR)
+    path = demo_photo()
+    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if photo is None:
-        raise HeadposeError(f"{DEMO_PHOTO}: the demo photo is missing or unreadable; reinstall headpose")
+        raise HeadposeError(f"{path}: the demo photo (matplotlib sample data) is missing or unreadable; "
+                            "reinstall matplotlib")
     panel = cv2.resize(photo, (256, 300), interpolation=cv2.INTER_AREA)
     h, w = panel.shape[:2]
     rot = cv2.getRotationMatrix2D((w / 2, h * 0.45), 20.0, 1.0)
