@@ -77,6 +77,17 @@ def default_model() -> Path:
     return DEFAULT_MODEL
 
 
+def model_card(model_path) -> dict:
+    """The ``MODEL.json`` beside a model file (training data, crop margin, validation MAE), or {}."""
+    card = Path(model_path).with_suffix(".json")
+    if not card.exists():
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except (OSError, ValueError) as e:
+        raise HeadposeError(f"{card}: unreadable model card ({e})") from None
+
+
 @dataclass
 class FacePose:
     """One face: detector box (x0, y0, x1, y1 pixels) and score, and the head pose in degrees."""
@@ -107,17 +118,19 @@ class HeadPoseEstimator:
     camera; about 3× faster), a :class:`FaceDetector`, or ``None`` (only :meth:`predict_crops`).
     ``min_score``: detector threshold. ``threads``: CPU threads of the pose model and the default number of
     detection workers of :meth:`predict_many` (``None``: runtime default, one worker).
-    ``margin``: crop margin (default: the one the training crops use; change it only for a model trained so).
+    ``margin``: crop margin around the detector box (default: the model's own, from the ``crop_margin`` of a
+    ``MODEL.json`` beside the model file, as the bundled model has; else :data:`headpose.detect.DEFAULT_MARGIN`).
     One estimator serves one calling thread at a time (its own worker threads aside): give each thread its own.
     """
 
     def __init__(self, model=None, detector="full", min_score: float = 0.5, threads: int | None = None,
-                 margin: float = DEFAULT_MARGIN):
+                 margin: float | None = None):
         self.model_path = default_model() if model is None else Path(model)
         self.runner = open_model(self.model_path, threads)
         self.size = int(self.runner.img_size)
         self.channels = int(self.runner.channels)
-        self.margin = float(margin)
+        self.margin = float(model_card(self.model_path).get("crop_margin", DEFAULT_MARGIN) if margin is None
+                            else margin)
         self.threads = threads
         if detector is None or isinstance(detector, FaceDetector):
             self.detector = detector
