@@ -1,0 +1,65 @@
+"""Put a trained model into the package: .keras, float/int8 .tflite, .onnx and the model card (.json).
+
+    python scripts/ship_model.py RUN/best.keras --val runs/data/biwi_test.npz --margin 0.2 \
+        --also runs/data/aflw2000.npz runs/data/biwi_frames.npz --note "..."
+
+Every file is written by the project's own export (parity-checked against Keras) and evaluated with the
+project's own evaluate; the card records the numbers and how the model was made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from headpose.evaluate import evaluate
+from headpose.export import export
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "headpose" / "weights"
+NAME = "headpose_ssrnet_mt"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--val", required=True, help="held-out validation .npz (also the int8 calibration set)")
+    p.add_argument("--sequences", default="04,11,17,22")
+    p.add_argument("--margin", type=float, required=True, help="crop margin the training crops correspond to")
+    p.add_argument("--also", nargs="*", default=[], help="more test sets to report")
+    p.add_argument("--data", nargs="*", default=[], help="training data description")
+    p.add_argument("--commands", nargs="*", default=[])
+    p.add_argument("--note", default="")
+    a = p.parse_args(argv)
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    from headpose.model import load_model
+
+    load_model(a.model).save(WEIGHTS / f"{NAME}.keras")  # weights and architecture, no optimizer state
+    exports = {}
+    for fmt, fname in (("tflite", f"{NAME}.tflite"), ("tflite-int8", f"{NAME}_int8.tflite"), ("onnx", f"{NAME}.onnx")):
+        exports[fmt] = export(WEIGHTS / f"{NAME}.keras", fmt, WEIGHTS / fname, calib=a.val)
+    val = evaluate(WEIGHTS / f"{NAME}.tflite", [a.val], quiet=True)[a.val]
+    also = evaluate(WEIGHTS / f"{NAME}.tflite", a.also, quiet=True) if a.also else {}
+    card = {
+        "model": "SSR-Net-MT (stage_num [3,3,3], lambda_d 1, V 99), input 64x64x3 BGR 0..255, "
+                 "output [yaw, pitch, roll]",
+        "crop_margin": a.margin,
+        "training_data": a.data,
+        "commands": a.commands,
+        "validation": {"sequences": a.sequences.split(","), "n": val["n"],
+                       "mae": {k: round(val[k], 3) for k in ("yaw", "pitch", "roll", "mean")}},
+        "other_tests": {Path(k).name: {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in r.items()}
+                        for k, r in also.items()},
+        "exports": {k: {"file": Path(v["path"]).name, "bytes": v["bytes"], "max_diff_vs_keras": round(v["max_diff"], 5),
+                        "mean_diff_vs_keras": round(v["mean_diff"], 5)} for k, v in exports.items()},
+        "licence": "trained on research-only data (the BIWI Kinect head pose database): non-commercial research use",
+        "note": a.note,
+    }
+    (WEIGHTS / f"{NAME}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
