@@ -178,3 +178,28 @@ def test_cli_errors_are_one_line(bad_files, args, needle):
 def test_cli_unknown_format_exits_2(tmp_path):
     r = _cli("export", "--model", "x.keras", "--format", "tflite-int4", "--out", tmp_path / "x")
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rotation_augmentation_labels_follow_the_image(biwi_npz):
+    """Rotating real crops in the image plane changes their labels exactly as the seed model sees them."""
+    import cv2
+
+    from headpose.data.labels import matrix_to_ypr, rotate_in_plane, ypr_to_matrix
+
+    rng = np.random.default_rng(0)
+    for ypr in rng.uniform([-85, -60, -60], [85, 60, 60], (200, 3)):
+        np.testing.assert_allclose(matrix_to_ypr(ypr_to_matrix(*ypr)), ypr, atol=1e-3)
+    np.testing.assert_allclose(rotate_in_plane([0, 0, 0], 20), [0, 0, -20], atol=1e-4)
+
+    img, pose = load_npz(biwi_npz["val"], mmap=False)
+    img, pose = img[::2], pose[::2]
+    seed = open_model(SEED_TFLITE)
+    c = (img.shape[1] - 1) / 2
+    angles = rng.choice([-30.0, 30.0], len(img))
+    rot = np.stack([cv2.warpAffine(im, cv2.getRotationMatrix2D((c, c), a, 1.0), im.shape[1::-1],
+                                   borderMode=cv2.BORDER_REPLICATE) for im, a in zip(img, angles)])
+    new = np.stack([rotate_in_plane(p, a) for p, a in zip(pose, angles)])
+    pred = seed(rot)
+    err_new, err_old = np.abs(pred - new).mean(axis=0), np.abs(pred - pose).mean(axis=0)
+    assert err_new[2] < 8 and err_old[2] > 20, (err_new, err_old)  # roll follows the rotation
+    assert err_new.mean() < 0.5 * err_old.mean()

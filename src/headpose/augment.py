@@ -1,7 +1,8 @@
 """Training-time augmentation of uint8 BGR crops, in NumPy/OpenCV, one batch at a time.
 
 The original project's random crop-and-shift with black or white fill and random zoom 0.8-1.2, plus brightness,
-contrast, blur and a horizontal flip that negates yaw and roll (pitch is unchanged by a mirror).
+contrast, blur, a horizontal flip that negates yaw and roll (pitch is unchanged by a mirror), and an in-plane
+rotation whose label change is exact: the head turns about the camera axis (``labels.rotate_in_plane``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from headpose.data.labels import rotate_in_plane
+
 
 def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generator,
-                  flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                  flip: bool = True, rotate: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """Augmented copies of a batch (uint8 N×S×S×C, float N×3); the inputs are not modified."""
     n, s = images.shape[0], images.shape[1]
     out = np.empty_like(images)
@@ -23,10 +26,13 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
     beta = rng.uniform(-30, 30, n)  # brightness
     blur = rng.random(n) < 0.15
     do_flip = (rng.random(n) < 0.5) if flip else np.zeros(n, bool)
+    angle = np.where(rng.random(n) < 0.5, rng.uniform(-rotate, rotate, n), 0.0)
     c = (s - 1) / 2.0
     for i in range(n):
-        m = np.array([[zoom[i], 0, (1 - zoom[i]) * c + shift[i, 0]],
-                      [0, zoom[i], (1 - zoom[i]) * c + shift[i, 1]]], np.float32)
+        m = cv2.getRotationMatrix2D((c, c), float(angle[i]), float(zoom[i]))
+        m[:, 2] += shift[i]
+        if angle[i]:
+            poses[i] = rotate_in_plane(poses[i], float(angle[i]))
         img = cv2.warpAffine(images[i], m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=(int(fill[i]),) * 3)
         if img.ndim == 2:

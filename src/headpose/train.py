@@ -37,6 +37,7 @@ class TrainConfig:
     lr_decay: float = 0.1
     seed: int = 0
     augment: bool = True
+    rotate: float = 30.0  # in-plane rotation augmentation, ± degrees (half the batch); 0 = the original's set
     size: int | None = None  # default: the data's image size
     channels: int = 3
     stage_num: tuple[int, int, int] = (3, 3, 3)
@@ -138,7 +139,7 @@ def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             x, y = data.take(idx)
             if train and cfg.augment:
                 rng = np.random.default_rng((cfg.seed, self.epoch, i))
-                x, y = augment_batch(x, y, rng)
+                x, y = augment_batch(x, y, rng, rotate=cfg.rotate)
             return _fit_to(x, size, cfg.channels), y
 
         def on_epoch_end(self):

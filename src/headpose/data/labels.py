@@ -99,3 +99,19 @@ def ypr_to_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """
     y, p, r = np.radians([yaw, pitch, roll])
     return rot_x(p) @ rot_y(-y) @ rot_z(r)
+
+
+def matrix_to_ypr(r: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`ypr_to_matrix`: R = Rx(pitch)·Ry(-yaw)·Rz(roll) → [yaw, pitch, roll] degrees."""
+    r = np.asarray(r, dtype=np.float64)
+    yaw = -math.asin(float(np.clip(r[0, 2], -1.0, 1.0)))
+    pitch = math.atan2(-r[1, 2], r[2, 2])
+    roll = math.atan2(-r[0, 1], r[0, 0])
+    return np.degrees([yaw, pitch, roll]).astype(np.float32)
+
+
+def rotate_in_plane(ypr, angle: float) -> np.ndarray:
+    """The pose of a face whose image is turned by ``angle`` degrees counter-clockwise (as
+    ``cv2.getRotationMatrix2D(c, angle, s)`` turns it): the head turns about the camera axis, which changes
+    roll by −angle for a frontal face and mixes all three angles otherwise."""
+    return matrix_to_ypr(rot_z(-math.radians(angle)) @ ypr_to_matrix(*ypr))
