@@ -119,11 +119,9 @@ def _keras_available() -> bool:
 def bench_frames(n: int = 16, width: int = 640, height: int = 480) -> list[np.ndarray]:
     """``n`` distinct ``width``×``height`` BGR frames with one face each: the demo photo scaled to the frame
     height, at a different place in every frame, on a grey background."""
-    from headpose.predict import DEMO_PHOTO
+    from headpose.predict import demo_photo
 
-    photo = cv2.imread(str(DEMO_PHOTO), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise HeadposeError(f"{DEMO_PHOTO}: the demo photo is missing; reinstall headpose")
+    photo = demo_photo()
     h = height
     w = round(photo.shape[1] * h / photo.shape[0])
     person = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)

@@ -47,13 +47,18 @@ PACKAGE = Path(__file__).resolve().parent
 DEFAULT_MODEL = PACKAGE / "weights" / "headpose_ssrnet_mt.tflite"
 
 
-
-def demo_photo() -> Path:
-    """The demo photo: Grace Hopper's 1984 US Navy portrait (public domain), as matplotlib (a core dependency)
-    ships it in its sample data — so the demo needs no download and the repository no copy of it."""
+def demo_photo() -> np.ndarray:
+    """The demo photo (BGR): Grace Hopper's 1984 US Navy portrait (public domain), as matplotlib (a core
+    dependency) ships it in its sample data — so the demo needs no download and the repository no copy of it."""
     import matplotlib
 
-    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise HeadposeError(f"{path}: the demo photo (matplotlib sample data) is missing or unreadable; "
+                            "reinstall matplotlib")
+    return photo
+
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm",
               ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
@@ -669,11 +674,7 @@ def demo_image() -> np.ndarray:
     """The demo input, built from :func:`demo_photo` (public domain): the photo,
     its mirror image (yaw and roll change sign) and the photo turned by 20° in the image plane (roll), side by
     side, 3 faces in one 768×300 BGR image."""
-    path = demo_photo()
-    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise HeadposeError(f"{path}: the demo photo (matplotlib sample data) is missing or unreadable; "
-                            "reinstall matplotlib")
+    photo = demo_photo()
     panel = cv2.resize(photo, (256, 300), interpolation=cv2.INTER_AREA)
     h, w = panel.shape[:2]
     rot = cv2.getRotationMatrix2D((w / 2, h * 0.45), 20.0, 1.0)
