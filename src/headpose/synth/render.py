@@ -154,6 +154,19 @@ class Backgrounds:
         return cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
 
 
+def colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """White balance and saturation of the whole render drawn at random (with ``--lighting``).
+
+    Renders inherit the colour casts of their photos; real test sets have their own (BIWI: pink skin on
+    blue-white walls). Without this a render-trained model reads such casts as pose.
+    """
+    gains = 1.0 + rng.uniform(-0.25, 0.25, 3) * strength
+    out = img.astype(np.float32) * gains
+    if rng.random() < 0.15 * strength:
+        out[:] = out.mean(axis=2, keepdims=True)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def render(pm: PreparedMesh, yaw: float, pitch: float, roll: float, background: np.ndarray | None = None,
            light: tuple[np.ndarray, float, float] | None = None):
     """One render: (image size×size×3 BGR uint8, face box (x0, y0, x1, y1), screen xy of the vertices).
@@ -217,6 +230,8 @@ def _render_mesh(task) -> tuple[str, int, str | None]:
         for yaw, pitch, roll in poses:
             light = random_light(rng, lighting) if lighting > 0 else None
             img, box, _ = render(pm, yaw, pitch, roll, bg.get(), light)
+            if lighting > 0:
+                img = colour_jitter(img, rng, lighting)
             stem = pose_stem(name, yaw, pitch, roll)
             if not cv2.imwrite(str(folder / f"{stem}.png"), img, PNG_PARAMS):
                 raise HeadposeError(f"{folder / stem}.png: cannot write")
@@ -255,8 +270,8 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
 
     Poses: the product of yaw × pitch × roll (None → the original grid), or ``random`` K poses per mesh.
     Bad meshes and textures are named, skipped and counted; the summary is printed at the end.
-    ``lighting`` (0..1): strength of a random directional light per render (0: the texture as it is, as the
-    original).
+    ``lighting`` (0..1): strength of a random directional light and colour cast per render (0: the texture
+    as it is, as the original).
     """
     from tqdm import tqdm
 
