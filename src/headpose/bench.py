@@ -271,7 +271,7 @@ def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
         # Where the time goes, one thread, ms per frame / face.
         det = FaceDetector(det_name, threads=1)
         f = frames[0]
-        x, _, _, _ = det._letterbox(f)
+        x, _, _ = det._letterbox(f)
         box = det.detect(f)[0].box
 
         def invoke(det=det, x=x):

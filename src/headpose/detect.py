@@ -159,22 +159,26 @@ class FaceDetector:
         if n != len(self.anchors):
             raise HeadposeError(f"{path}: {n} outputs but {len(self.anchors)} anchors")
 
-    def _letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """Pad to a centred square, resize to the model input, BGR→RGB, scale to [-1, 1].
-        Returns (input, side, pad_x, pad_y): a point u in 0..1 of the input is u·side − pad in the image."""
+    def _letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Resize to fit the square model input (aspect kept), pad to a centred square, BGR→RGB, scale to
+        [-1, 1]. Resizing before padding touches the fewest pixels. Returns (input, side, pad): a point u in
+        0..1 of the input is u·side − pad in the image (per axis: x, y)."""
         h, w = image_bgr.shape[:2]
-        side = max(h, w)
-        px, py = (side - w) // 2, (side - h) // 2
-        square = cv2.copyMakeBorder(image_bgr, py, side - h - py, px, side - w - px, cv2.BORDER_CONSTANT, value=0)
-        interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
-        x = cv2.resize(square, (self.size, self.size), interpolation=interp)
+        scale = self.size / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(image_bgr, (nw, nh), interpolation=interp)
+        px, py = (self.size - nw) // 2, (self.size - nh) // 2
+        x = cv2.copyMakeBorder(small, py, self.size - nh - py, px, self.size - nw - px, cv2.BORDER_CONSTANT, value=0)
         x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
-        return x[None], float(side), float(px), float(py)
+        sx, sy = w / nw, h / nh  # image pixels per input pixel, per axis (equal up to rounding)
+        return x[None], np.array([self.size * sx, self.size * sy], np.float32), np.array([px * sx, py * sy],
+                                                                                          np.float32)
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR image (uint8 H×W×3; grayscale and BGRA are converted), best score first."""
         image_bgr = as_bgr(image_bgr)
-        x, side, px, py = self._letterbox(image_bgr)
+        x, side, offset = self._letterbox(image_bgr)
         self.interp.set_tensor(self._in, x)
         self.interp.invoke()
         raw = self.interp.get_tensor(self._reg)[0]
@@ -189,8 +193,7 @@ class FaceDetector:
         boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, cx + raw[:, 2] / 2, cy + raw[:, 3] / 2], 1)
         kps = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
         boxes, kps, scores = weighted_nms(boxes, kps, scores)
-        offset = np.array([px, py], np.float32)
-        boxes = boxes * side - np.tile(offset, 2)
+        boxes = boxes * np.tile(side, 2) - np.tile(offset, 2)
         kps = kps * side - offset
         h, w = image_bgr.shape[:2]
         faces = []
