@@ -177,7 +177,7 @@ def test_seed_model_agrees_with_labels(meshes, tmp_path):
     mae = np.abs(pred - labels).mean(0)
     print(f"seed on {len(labels)} renders: corr yaw/pitch/roll {np.round(corr, 3)}, MAE {np.round(mae, 1)}")
     assert min(corr) > 0.7, corr
-    assert mae.max() < 12, mae
+    assert mae.max() < 15, mae  # measured 11.5 / 10.5 / 7.8: photo backgrounds, 40° combined poses
 
 
 # --- bad input -----------------------------------------------------------------------------------------
