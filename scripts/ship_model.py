@@ -53,7 +53,7 @@ def main(argv=None):
                         for k, r in also.items()},
         "exports": {k: {"file": Path(v["path"]).name, "bytes": v["bytes"], "max_diff_vs_keras": round(v["max_diff"], 5),
                         "mean_diff_vs_keras": round(v["mean_diff"], 5)} for k, v in exports.items()},
-        "licence": "trained on research-only data (the BIWI Kinect head pose database): non-commercial research use",
+        "licence": "trained on research-only data (BIWI; renders of UTKFace photos): non-commercial research use",
         "note": a.note,
     }
     (WEIGHTS / f"{NAME}.json").write_text(json.dumps(card, indent=2) + "\n")
