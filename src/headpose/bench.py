@@ -204,18 +204,14 @@ def bench_pose(models: dict, peer, seconds: float, notes: list) -> tuple[list, d
                      "batch": batch, **r})
         return rows[-1]
 
-    if "float" in models:
-        r = LiteRTRunner(models["float"], threads=1)
-        row("litert float", r, 1, 1)
-        row("litert float", r, 64, 1)
-    else:
-        notes.append("litert float: no .tflite model")
-    if "int8" in models:
-        r = LiteRTRunner(models["int8"], threads=1)
-        row("litert int8", r, 1, 1)
-        row("litert int8", r, 64, 1)
-    else:
-        notes.append("litert int8: no NAME_int8.tflite beside the model (and none exported)")
+    for kind, missing in (("float", "no .tflite model"),
+                          ("int8", "no NAME_int8.tflite beside the model (and none exported)")):
+        if kind not in models:
+            notes.append(f"litert {kind}: {missing}")
+            continue
+        r = LiteRTRunner(models[kind], threads=1)
+        for batch in (1, 64):
+            row(f"litert {kind}", r, batch, 1)
     if "onnx" in models:
         try:
             for t in (1, 2):
