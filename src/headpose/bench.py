@@ -322,6 +322,7 @@ def bench_training(quick: bool, notes: list) -> list:
     from headpose import train as tr
     from headpose.data.npz import save_npz
     from headpose.model import build_model
+    from headpose.runtime import prepare_input
 
     rows = []
     rng = np.random.default_rng(0)
@@ -346,7 +347,7 @@ def bench_training(quick: bool, notes: list) -> list:
         rows.append({"what": "input pipeline (read + augment + convert), 1 thread", "batch": cfg.batch_size, **r})
 
         # 2. The training step alone, on in-memory batches (not with --quick).
-        x = tr._fit_to(images[: 8 * 256], 64, 3)
+        x = prepare_input(images[: 8 * 256], 3, 64)
         y = poses[: 8 * 256]
         configs = [] if quick else [(32, False), (128, False), (32, True)]
         for bs, xla in configs:

@@ -20,18 +20,12 @@ ANGLES = ("yaw", "pitch", "roll")
 
 def predict_npz(runner, path, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(predictions, labels) of a model runner on an ``.npz`` after the ±99° filter, resized if needed."""
-    import cv2
-
     images, poses = load_npz(path)
     keep = np.flatnonzero(angle_filter(poses))
     pred = np.empty((len(keep), 3), np.float32)
-    size = runner.img_size
     for i in range(0, len(keep), 1024):
-        x = np.asarray(images[keep[i : i + 1024]])
-        if x.shape[1] != size:
-            x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
-                          for im in x])
-        pred[i : i + len(x)] = runner(prepare_input(x, runner.channels), batch_size=batch_size)
+        x = prepare_input(np.asarray(images[keep[i : i + 1024]]), runner.channels, runner.img_size)
+        pred[i : i + len(x)] = runner(x, batch_size=batch_size)
     return pred, poses[keep]
 
 

@@ -19,20 +19,14 @@ FORMATS = ("tflite", "tflite-int8", "onnx")
 
 def _calibration_crops(calib, size: int, channels: int, n: int) -> tuple[np.ndarray, str]:
     from headpose.data.npz import load_npz
-    from headpose.evaluate import predict_npz  # noqa: F401  (same resize rule as evaluation)
     from headpose.runtime import prepare_input
 
     if calib is None:
         rng = np.random.default_rng(0)
         return rng.uniform(0, 255, (n, size, size, channels)).astype(np.float32), "random images"
-    import cv2
-
     images, _ = load_npz(calib)
     idx = np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)
-    x = np.asarray(images[idx])
-    if x.shape[1] != size:
-        x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1) for im in x])
-    return prepare_input(x, channels), f"{len(x)} crops of {calib}"
+    return prepare_input(np.asarray(images[idx]), channels, size), f"{len(idx)} crops of {calib}"
 
 
 def _spec(model):

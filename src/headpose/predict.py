@@ -156,11 +156,7 @@ class HeadPoseEstimator:
             raise HeadposeError(f"expected face crops N×S×S×3, got shape {x.shape}")
         if len(x) == 0:
             return np.zeros((0, 3), np.float32)
-        if x.shape[1] != self.size:
-            interp = cv2.INTER_AREA if x.shape[1] > self.size else cv2.INTER_LINEAR
-            x = np.stack([cv2.resize(im, (self.size, self.size), interpolation=interp).reshape(self.size, self.size,
-                                                                                                -1) for im in x])
-        return self.runner(prepare_input(x, self.channels), batch_size=batch_size)
+        return self.runner(prepare_input(x, self.channels, self.size), batch_size=batch_size)
 
     # --- faces in images -----------------------------------------------------------------------------------
     def _detect_crop(self, image: np.ndarray):

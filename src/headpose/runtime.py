@@ -163,11 +163,17 @@ def open_model(path: str | os.PathLike, threads: int | None = None):
     raise HeadposeError(f"{path}: unknown model format '{ext}' (expected one of {', '.join(FORMATS)})")
 
 
-def prepare_input(crops: np.ndarray, channels: int) -> np.ndarray:
-    """Crops as the network expects them: float32 BGR 0..255, or grayscale for 1-channel models."""
+def prepare_input(crops: np.ndarray, channels: int, size: int | None = None) -> np.ndarray:
+    """Crops as the network expects them: float32 BGR 0..255 (or grayscale for 1-channel models), resized to
+    ``size``×``size`` when given and different (area when shrinking, linear when enlarging)."""
     crops = np.asarray(crops)
     if crops.ndim == 3:
         crops = crops[None]
+    if size is not None and len(crops) and crops.shape[1] != size:
+        import cv2
+
+        interp = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_LINEAR
+        crops = np.stack([cv2.resize(im, (size, size), interpolation=interp).reshape(size, size, -1) for im in crops])
     if crops.shape[-1] == 3 and channels == 1:
         w = np.array([0.114, 0.587, 0.299], np.float32)  # BGR → luma, as cv2.COLOR_BGR2GRAY
         crops = (crops.astype(np.float32) @ w)[..., None]

@@ -108,19 +108,9 @@ class ArraySet:
         return sub
 
 
-def _fit_to(images: np.ndarray, size: int, channels: int) -> np.ndarray:
-    import cv2
-
-    from headpose.runtime import prepare_input
-
-    if images.shape[1] != size:
-        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
-                           for im in images])
-    return prepare_input(images, channels)
-
-
 def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
     from headpose.augment import augment_batch
+    from headpose.runtime import prepare_input
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -140,7 +130,7 @@ def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             if train and cfg.augment:
                 rng = np.random.default_rng((cfg.seed, self.epoch, i))
                 x, y = augment_batch(x, y, rng, rotate=cfg.rotate)
-            return _fit_to(x, size, cfg.channels), y
+            return prepare_input(x, cfg.channels, size), y
 
         def on_epoch_end(self):
             self.epoch = getattr(self, "epoch", -1) + 1
