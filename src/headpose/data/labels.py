@@ -102,12 +102,21 @@ def ypr_to_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 def matrix_to_ypr(r: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`ypr_to_matrix`: R = Rx(pitch)·Ry(-yaw)·Rz(roll) → [yaw, pitch, roll] degrees."""
-    r = np.asarray(r, dtype=np.float64)
-    yaw = -math.asin(float(np.clip(r[0, 2], -1.0, 1.0)))
-    pitch = math.atan2(-r[1, 2], r[2, 2])
-    roll = math.atan2(-r[0, 1], r[0, 0])
-    return np.degrees([yaw, pitch, roll]).astype(np.float32)
+    """Inverse of :func:`ypr_to_matrix`: R = Rx(pitch)·Ry(−yaw)·Rz(roll) → degrees.
+
+    At yaw = ±90° pitch and roll turn about the same axis; only their difference (or sum) is defined there,
+    and this returns roll = 0.
+    """
+    r = np.asarray(r, np.float64)
+    sa = float(np.clip(r[0, 2], -1.0, 1.0))
+    a = math.asin(sa)  # a = −yaw
+    if abs(sa) < 1 - 1e-9:
+        roll = math.atan2(-r[0, 1], r[0, 0])
+        pitch = math.atan2(-r[1, 2], r[2, 2])
+    else:
+        roll = 0.0
+        pitch = math.atan2(r[2, 1], r[1, 1])
+    return np.degrees([-a, pitch, roll])
 
 
 def rotate_in_plane(ypr, angle: float) -> np.ndarray:

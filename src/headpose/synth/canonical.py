@@ -23,24 +23,6 @@ RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 NOSE_TIP, CHIN, FOREHEAD = 1, 152, 10
 
 
-def matrix_to_ypr(r: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`headpose.data.labels.ypr_to_matrix`: R = Rx(pitch)·Ry(−yaw)·Rz(roll) → degrees.
-
-    At yaw = ±90° pitch and roll turn about the same axis; only their difference (or sum) is defined there,
-    and this returns roll = 0.
-    """
-    r = np.asarray(r, np.float64)
-    sa = float(np.clip(r[0, 2], -1.0, 1.0))
-    a = math.asin(sa)  # a = −yaw
-    if abs(sa) < 1 - 1e-9:
-        roll = math.atan2(-r[0, 1], r[0, 0])
-        pitch = math.atan2(-r[1, 2], r[2, 2])
-    else:
-        roll = 0.0
-        pitch = math.atan2(r[2, 1], r[1, 1])
-    return np.degrees([-a, pitch, roll])
-
-
 def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None):
     """Least-squares s, R (proper rotation), t with s·R·src + t ≈ dst (Umeyama / Kabsch), points as rows."""
     src = np.asarray(src, np.float64)

@@ -25,7 +25,6 @@ and named in ``OUT/mesh_report.txt``.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -35,9 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from headpose.data.labels import matrix_to_ypr
 from headpose.errors import HeadposeError
-from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, matrix_to_ypr, template
+from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, template
 from headpose.synth.obj import write_obj
+from headpose.synth.workers import imap_workers
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 NUM_FACE = 468
@@ -305,16 +306,8 @@ def mesh_dir(images, out, workers: int | None = None, limit: int | None = None, 
     t0 = time.perf_counter()
     made, skipped = [], []
     bar = tqdm(total=len(tasks), unit="photo", desc="mesh", disable=quiet, file=sys.stderr)
-    pool = None
-    if workers == 1:
-        _init()
-        results = map(_one, tasks)
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers, initializer=_init)
-        results = pool.imap_unordered(_one, tasks, chunksize=4)
     try:
-        for name, err, info in results:
+        for name, err, info in imap_workers(_one, tasks, workers, initializer=_init, chunksize=4):
             if err:
                 skipped.append((name, err))
             else:
@@ -322,9 +315,6 @@ def mesh_dir(images, out, workers: int | None = None, limit: int | None = None, 
             bar.update(1)
     finally:
         bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
     seconds = time.perf_counter() - t0
     skipped.sort()
     lines = [f"synth mesh: {len(made)} meshes from {len(paths)} photos, {len(skipped)} skipped", ""]

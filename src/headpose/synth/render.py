@@ -14,7 +14,6 @@ height, so the face stays inside the image at every angle (the hair/neck extensi
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ from headpose.errors import HeadposeError
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
 from headpose.synth.raster import rasterize
+from headpose.synth.workers import imap_workers
 
 FACE_FILL = 0.85
 TEXTURE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -299,25 +299,15 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
     t0 = time.perf_counter()
     n_images, errors = 0, list(skipped)
     bar = tqdm(total=sum(len(t[3]) for t in tasks), unit="img", desc="render", disable=quiet, file=sys.stderr)
-    if workers == 1:
-        _init_worker(all_textures)
-        results = map(_render_mesh, tasks)
-        pool = None
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(all_textures,))
-        results = pool.imap_unordered(_render_mesh, tasks)
     try:
-        for name, n, err in results:
+        for name, n, err in imap_workers(_render_mesh, tasks, workers, initializer=_init_worker,
+                                         initargs=(all_textures,)):
             n_images += n
             if err:
                 errors.append((name, err))
             bar.update(n)
     finally:
         bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
     seconds = time.perf_counter() - t0
     summary = {"meshes": len(pairs) + len(skipped), "rendered_meshes": len(pairs) - (len(errors) - len(skipped)),
                "images": n_images, "skipped": errors, "seconds": seconds,
