@@ -203,3 +203,27 @@ def test_rotation_augmentation_labels_follow_the_image(biwi_npz):
     err_new, err_old = np.abs(pred - new).mean(axis=0), np.abs(pred - pose).mean(axis=0)
     assert err_new[2] < 8 and err_old[2] > 20, (err_new, err_old)  # roll follows the rotation
     assert err_new.mean() < 0.5 * err_old.mean()
+
+
+def test_arrayset_batches_keep_sample_order(tmp_path, biwi_npz):
+    """A --val-split subset across several files: images and labels come back in the order asked for
+    (predictions are compared with labels row by row)."""
+    from headpose.train import ArraySet
+
+    s = ArraySet([str(biwi_npz["train"]), str(biwi_npz["val"])])
+    sub = s.subset(np.random.default_rng(0).permutation(len(s))[:300])
+    idx = np.random.default_rng(1).permutation(len(sub))[:100]
+    x, y = sub.take(idx)
+    ref_x = np.stack([np.asarray(sub.images[f][r]) for f, r in zip(sub.file[idx], sub.row[idx])])
+    ref_y = np.stack([sub.poses[f][r] for f, r in zip(sub.file[idx], sub.row[idx])])
+    assert len(set(sub.file[idx])) == 2
+    np.testing.assert_array_equal(x, ref_x)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(sub.labels(idx), ref_y)
+
+    img, pose = load_npz(biwi_npz["val"], mmap=False)
+    save_npz(tmp_path / "small.npz", img[:, ::2, ::2], pose)
+    from headpose.errors import HeadposeError
+
+    with pytest.raises(HeadposeError, match="same --size"):
+        ArraySet([str(biwi_npz["val"]), str(tmp_path / "small.npz")])

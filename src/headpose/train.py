@@ -65,26 +65,30 @@ class TrainConfig:
 class ArraySet:
     """Several ``.npz`` datasets seen as one, without concatenating them in memory.
 
-    Samples with any angle outside ±99° are dropped (counted in ``dropped``). ``take(idx)`` gathers a batch.
+    Samples with any angle outside ±99° are dropped (counted in ``dropped``). ``take(idx)`` gathers a batch,
+    ``labels(idx)`` only its poses; both in the order of ``idx``.
     """
 
     def __init__(self, paths: list[str]):
         if not paths:
             raise HeadposeError("no training data given (--data A.npz [B.npz ...])")
-        self.images, self.poses, self.rows, self.part = [], [], [], []
+        self.images, self.poses, rows, parts = [], [], [], []
         self.dropped = 0
         self.sizes = set()
         for k, p in enumerate(paths):
             img, pose = load_npz(p)
+            if self.images and img.shape[1:] != self.images[0].shape[1:]:
+                raise HeadposeError(f"{p}: crops are {img.shape[1:]}, but {paths[0]} has {self.images[0].shape[1:]}; "
+                                    "pack all sets with the same --size")
             keep = np.flatnonzero(angle_filter(pose))
             self.dropped += len(pose) - len(keep)
             self.images.append(img)
             self.poses.append(pose)
-            self.rows.append(keep)
-            self.part.append(np.full(len(keep), k, np.int32))
+            rows.append(keep)
+            parts.append(np.full(len(keep), k, np.int32))
             self.sizes.add((img.shape[1], img.shape[3]))
-        self.row = np.concatenate(self.rows)
-        self.file = np.concatenate(self.part)
+        self.row = np.concatenate(rows)
+        self.file = np.concatenate(parts)
         if len(self.row) == 0:
             raise HeadposeError(f"{', '.join(map(str, paths))}: no samples left after the ±99° filter")
 
@@ -92,14 +96,23 @@ class ArraySet:
         return len(self.row)
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.sort(idx)
+        idx = np.asarray(idx)
         files, rows = self.file[idx], self.row[idx]
-        imgs, poses = [], []
+        imgs = np.empty((len(idx), *self.images[0].shape[1:]), np.uint8)
         for k in np.unique(files):
-            r = rows[files == k]
-            imgs.append(np.asarray(self.images[k][r]))
-            poses.append(self.poses[k][r])
-        return np.concatenate(imgs), np.concatenate(poses)
+            at = np.flatnonzero(files == k)
+            at = at[np.argsort(rows[at])]  # read each file in row order (memory-mapped: sequential access)
+            imgs[at] = self.images[k][rows[at]]
+        return imgs, self.labels(idx)
+
+    def labels(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx)
+        files, rows = self.file[idx], self.row[idx]
+        out = np.empty((len(idx), 3), np.float32)
+        for k in np.unique(files):
+            at = files == k
+            out[at] = self.poses[k][rows[at]]
+        return out
 
     def subset(self, idx: np.ndarray) -> ArraySet:
         sub = object.__new__(ArraySet)
@@ -233,7 +246,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     train_seq = _batches(keras, data, cfg, size, train=True)
     val_seq = _batches(keras, val, cfg, size, train=False)
-    y_val = val.take(np.arange(len(val)))[1]
+    y_val = val.labels(np.arange(len(val)))
 
     def lr_at(epoch: int) -> float:
         return cfg.lr * cfg.lr_decay ** sum(epoch >= e for e in cfg.lr_decay_epochs)
