@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the shipped model from ../shared/data, end to end (about 1.5 h on a 2-core CPU machine):
+# Rebuild the shipped model from ../shared/data, end to end (its steps took about an hour in all, run one by one):
 #   bash scripts/build_shipped_model.sh
 # 1. synthetic renders of 1,000 UTKFace photos (../shared/data/faces) → a model that never saw BIWI;
 # 2. fine-tune it on 12 BIWI sequences, validating on 04 11 17 22 held out by sequence;
