@@ -18,8 +18,6 @@ from headpose.evaluate import evaluate
 from headpose.export import export
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "headpose" / "weights"
-NAME = "headpose_ssrnet_mt"
-
 
 def main(argv=None):
     p = argparse.ArgumentParser()
@@ -31,11 +29,16 @@ def main(argv=None):
     p.add_argument("--data", nargs="*", default=[], help="training data description")
     p.add_argument("--commands", nargs="*", default=[])
     p.add_argument("--note", default="")
+    p.add_argument("--name", default="headpose_ssrnet_mt",
+                   help="file stem in the package: headpose_ssrnet_mt (full) or headpose_ssrnet_mt_lite")
     a = p.parse_args(argv)
+    NAME = a.name
     WEIGHTS.mkdir(parents=True, exist_ok=True)
-    from headpose.model import load_model
+    from headpose.model import load_model, model_width
 
-    load_model(a.model).save(WEIGHTS / f"{NAME}.keras")  # weights and architecture, no optimizer state
+    model = load_model(a.model)
+    width = model_width(model)
+    model.save(WEIGHTS / f"{NAME}.keras")  # weights and architecture, no optimizer state
     exports = {}
     for fmt, fname in (("tflite", f"{NAME}.tflite"), ("tflite-int8", f"{NAME}_int8.tflite"), ("onnx", f"{NAME}.onnx")):
         exports[fmt] = export(WEIGHTS / f"{NAME}.keras", fmt, WEIGHTS / fname, calib=a.val)
@@ -43,7 +46,9 @@ def main(argv=None):
     also = evaluate(WEIGHTS / f"{NAME}.tflite", a.also, quiet=True) if a.also else {}
     card = {
         "model": "SSR-Net-MT (stage_num [3,3,3], lambda_d 1, V 99), input 64x64x3 BGR 0..255, "
-                 "output [yaw, pitch, roll]",
+                 "output [yaw, pitch, roll]" + ("" if width == 1 else f", width {width:g} (channels x {width:g})"),
+        "width": width,
+        "parameters": int(model.count_params()),
         "crop_margin": a.margin,
         "training_data": a.data,
         "commands": a.commands,

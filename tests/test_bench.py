@@ -8,6 +8,7 @@ from conftest import SEED_TFLITE
 from test_predict import pose_model_path
 
 from headpose.cli import main
+from headpose.predict import DEFAULT_MODEL
 
 
 def test_bench_quick_json(tmp_path, capsys):
@@ -22,6 +23,9 @@ def test_bench_quick_json(tmp_path, capsys):
     float_b1 = [p for p in r["pose"] if p["name"] == "litert float" and p["batch"] == 1]
     assert float_b1 and float_b1[0]["threads"] == 1 and float_b1[0]["per_s"] > 0 and "vs_peer" in float_b1[0]
     assert r["peer"]["file"] == str(SEED_TFLITE) and r["peer"]["per_s"] > 0
+    if pose_model_path() == DEFAULT_MODEL:  # the bundled lite models are timed beside the default one
+        lite = {p["name"] for p in r["pose"] if p["name"].startswith("lite litert") and "vs_peer" in p}
+        assert lite == {"lite litert float", "lite litert int8"}, r["pose"]
     assert {(e["detector"], e["workers"]) for e in r["end_to_end"]} == {("full", 1), ("full", 2), ("short", 1),
                                                                         ("short", 2)}
     assert all(e["frames_with_one_face"] == e["frames"] and e["per_s"] > 0 for e in r["end_to_end"])

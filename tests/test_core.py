@@ -50,11 +50,21 @@ def test_keras_file_roundtrip_without_code(tmp_path):
 
 
 def test_model_options():
-    from headpose.model import build_model
+    from headpose.model import build_model, model_width, to_float32
 
     m = build_model(img_size=64, channels=1, stage_num=(3, 5, 3), lambda_d=0.5)
     assert m.input_shape == (None, 64, 64, 1) and m.output_shape == (None, 3)
     assert m.get_layer("stage2_reshape").output.shape[1:] == (3, 5)
+    full, lite = build_model(), build_model(width=0.5, precision="bfloat16")
+    assert model_width(full) == 1.0 and model_width(lite) == 0.5
+    assert [lite.get_layer(f"s_sep{i}").filters for i in range(1, 8)] == [8, 16, 16, 32, 32, 64, 64]
+    assert lite.get_layer("stage1_x_conv").filters == 32 and lite.count_params() < 0.45 * full.count_params()
+    assert lite.get_layer("x_bn3").dtype_policy.name == "mixed_bfloat16"
+    assert lite.get_layer("pred_pose").dtype_policy.name == "float32"  # heads and fusion stay float32
+    f32 = to_float32(lite)
+    assert model_width(f32) == 0.5 and {layer.dtype_policy.name for layer in f32.layers} == {"float32"}
+    x = _biwi_crops(400).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(f32(x)), np.asarray(lite(x)), atol=1.0)  # bf16 rounding only
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +160,7 @@ def bad_files(tmp_path_factory, biwi_npz):
     nan = pose[:4].copy()
     nan[2, 1] = np.nan
     np.savez(d / "nan.npz", image=img[:4], pose=nan)
+    np.savez(d / "good.npz", image=img[:4], pose=pose[:4])
     (d / "text.npz").write_text("not a zip")
     (d / "fake.tflite").write_bytes(b"\x00" * 64)
     (d / "model.txt").write_text("hello")
@@ -166,6 +177,8 @@ def bad_files(tmp_path_factory, biwi_npz):
     (["evaluate", "--model", "{d}/model.txt", "--data", "{d}/nan.npz"], "model.txt: unknown model format"),
     (["export", "--model", "{d}/fake.tflite", "--format", "onnx", "--out", "{d}/x.onnx"], "must be .keras or .h5"),
     (["train", "--data", "{d}/nopose.npz", "--val-split", "0.2", "--out", "{d}/run"], "nopose.npz: no 'pose'"),
+    (["train", "--data", "{d}/good.npz", "--val-split", "0.5", "--out", "{d}/run", "--batch-size", "1", "--width",
+      "0.5", "--init", SEED_H5], "a width 1 network, this run is width 0.5"),
 ])
 def test_cli_errors_are_one_line(bad_files, args, needle):
     r = _cli(*[str(a).format(d=bad_files) for a in args])
@@ -227,3 +240,63 @@ def test_arrayset_batches_keep_sample_order(tmp_path, biwi_npz):
 
     with pytest.raises(HeadposeError, match="same --size"):
         ArraySet([str(biwi_npz["val"]), str(tmp_path / "small.npz")])
+
+
+def test_fused_batchnorm_trains_like_keras(biwi_npz):
+    """The training speed-up (TensorFlow's fused batch norm) changes no number: same angles, gradients and
+    moving statistics as Keras' own BatchNormalization, on a real batch through the seed weights."""
+    import tensorflow as tf
+
+    from headpose.model import build_model, load_legacy_h5
+    from headpose.tfkernels import fuse_batchnorm
+
+    img, pose = load_npz(biwi_npz["val"], mmap=False)
+    x, y = tf.constant(img[:32].astype(np.float32)), tf.constant(pose[:32])
+    ref = load_legacy_h5(build_model(bn_momentum=0.9), SEED_H5)
+    fast = load_legacy_h5(build_model(bn_momentum=0.9), SEED_H5)
+    assert fuse_batchnorm(fast) == 14
+
+    def step(m):
+        with tf.GradientTape() as tape:
+            out = m(x, training=True)
+            loss = tf.reduce_mean(tf.abs(out - y))
+        return out.numpy(), [g.numpy() for g in tape.gradient(loss, m.trainable_weights)]
+
+    (o_ref, g_ref), (o_fast, g_fast) = step(ref), step(fast)
+    assert np.abs(o_ref - y.numpy()).mean() > 1  # a real loss, not a degenerate batch
+    np.testing.assert_allclose(o_fast, o_ref, atol=2e-3)
+    # relative error per weight tensor; the floor covers the conv biases right before a batch norm, whose true
+    # gradient is zero (both sides are float noise there)
+    floor = 1e-4 * max(np.linalg.norm(b) for b in g_ref)
+    errs = [np.linalg.norm(a - b) / max(np.linalg.norm(b), floor) for a, b in zip(g_fast, g_ref)]
+    assert max(errs) < 1e-2, max(errs)
+    for lf, lr in zip(fast.layers, ref.layers):
+        for wf, wr in zip(lf.non_trainable_weights, lr.non_trainable_weights):  # moving mean and variance
+            np.testing.assert_allclose(np.asarray(wf), np.asarray(wr), rtol=1e-4, atol=1e-5)
+    moved = np.abs(np.asarray(fast.get_layer("x_bn1").moving_mean) - np.asarray(
+        load_legacy_h5(build_model(), SEED_H5).get_layer("x_bn1").moving_mean)).max()
+    assert moved > 1e-3  # the statistics did update
+    # inference is untouched
+    np.testing.assert_allclose(np.asarray(fast(x, training=False)), np.asarray(ref(x, training=False)), atol=1e-4)
+
+
+def test_bfloat16_training_saves_float32(tmp_path, biwi_npz):
+    """--precision bfloat16 learns, resumes in bfloat16, and its best.keras is a plain float32 model."""
+    from headpose.model import load_model
+    from headpose.train import TrainConfig, train
+
+    _, pose = load_npz(biwi_npz["val"])
+    out = tmp_path / "bf16"
+    cfg = TrainConfig(data=[str(biwi_npz["train"])], val=[str(biwi_npz["val"])], out=str(out), epochs=2,
+                      batch_size=32, bn_momentum=0.9, seed=1, precision="bfloat16")
+    train(cfg)
+    cfg.epochs = 3
+    train(cfg, resume=True)
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 3 and state["best_val_mae"] < 0.6 * float(np.abs(pose).mean())
+    last = keras.saving.load_model(out / "last.keras")
+    assert last.get_layer("x_sep1").dtype_policy.name == "mixed_bfloat16"
+    best = load_model(out / "best.keras")
+    assert {layer.dtype_policy.name for layer in best.layers} == {"float32"}
+    raw = keras.saving.load_model(out / "best.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in raw.layers} == {"float32"}  # saved so, not converted on load

@@ -1,4 +1,5 @@
-"""The model shipped inside the package: present, accurate on held-out BIWI sequences, and its exports agree."""
+"""The models shipped inside the package (full and lite): present, accurate on held-out BIWI sequences, and
+their exports agree."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import pytest
 from conftest import DATA, link_biwi
 
 from headpose.predict import DEFAULT_MODEL, HeadPoseEstimator, model_card
+from headpose.runtime import BUNDLED, resolve_model
 
 WEIGHTS = DEFAULT_MODEL.parent
 HELD_OUT = ("04", "11", "17", "22")  # never seen in training (split by sequence)
+# bundled model → (stem, smallest file, bound on the held-out slice's mean MAE, bound on the 10 full frames)
+MODELS = {"full": ("headpose_ssrnet_mt", 300_000, 4.0, 3.0), "lite": ("headpose_ssrnet_mt_lite", 90_000, 4.5, 3.5)}
 
 
 @pytest.fixture(scope="module")
@@ -24,59 +28,74 @@ def held_out(tmp_path_factory):
     return d / "heldout.npz"
 
 
-def test_bundled_files_and_card():
-    for name in ("headpose_ssrnet_mt.tflite", "headpose_ssrnet_mt.keras", "headpose_ssrnet_mt_int8.tflite",
-                 "headpose_ssrnet_mt.onnx"):
-        assert (WEIGHTS / name).stat().st_size > 300_000, name  # 234k weights (int8: a byte each)
-    card = model_card(DEFAULT_MODEL)
+def test_bundled_names_resolve():
+    assert resolve_model("full") == DEFAULT_MODEL and HeadPoseEstimator().model_path == DEFAULT_MODEL
+    for name, file in BUNDLED.items():
+        assert resolve_model(name) == WEIGHTS / file
+    assert HeadPoseEstimator("lite").model_path.name == "headpose_ssrnet_mt_lite.tflite"
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_files_and_card(which):
+    stem, min_bytes, _, _ = MODELS[which]
+    for suffix in (".tflite", ".keras", "_int8.tflite", ".onnx"):
+        assert (WEIGHTS / f"{stem}{suffix}").stat().st_size > min_bytes, suffix  # a byte (int8) or 4 per weight
+    card = model_card(WEIGHTS / f"{stem}.tflite")
     assert card["validation"]["sequences"] == list(HELD_OUT)
+    assert card["width"] == {"full": 1.0, "lite": 0.5}[which]
     assert 0.0 < card["crop_margin"] < 0.6
-    assert HeadPoseEstimator().margin == card["crop_margin"]
+    assert HeadPoseEstimator(which).margin == card["crop_margin"]
 
 
-def test_bundled_model_on_held_out_biwi(held_out):
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_model_on_held_out_biwi(held_out, which):
     from headpose.evaluate import evaluate
 
-    card = json.loads((WEIGHTS / "headpose_ssrnet_mt.json").read_text())
-    r = evaluate(DEFAULT_MODEL, [held_out], quiet=True)[str(held_out)]
+    stem, _, bound, _ = MODELS[which]
+    card = json.loads((WEIGHTS / f"{stem}.json").read_text())
+    r = evaluate(resolve_model(which), [held_out], quiet=True)[str(held_out)]
     assert r["n"] > 250
-    assert r["mean"] < 4.0, r
+    assert r["mean"] < bound, r
     # the slice agrees with the card's number on all 2,282 held-out crops
     assert abs(r["mean"] - card["validation"]["mae"]["mean"]) < 0.5, (r, card["validation"])
 
 
-def test_bundled_exports_agree(held_out):
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_exports_agree(held_out, which):
     """int8 and ONNX siblings against the float .tflite on real held-out crops: ONNX exact, int8 drift bounded."""
     from headpose.data.npz import load_npz
     from headpose.runtime import open_model
 
+    stem = MODELS[which][0]
     x, _ = load_npz(held_out)
-    ref = open_model(DEFAULT_MODEL)(x)
-    onnx = pytest.importorskip("onnxruntime") and open_model(WEIGHTS / "headpose_ssrnet_mt.onnx")(x)
+    ref = open_model(which)(x)
+    onnx = pytest.importorskip("onnxruntime") and open_model(WEIGHTS / f"{stem}.onnx")(x)
     assert np.abs(onnx - ref).max() < 0.01
-    int8 = open_model(WEIGHTS / "headpose_ssrnet_mt_int8.tflite")(x)
+    int8 = open_model(f"{which}-int8")(x)
     assert np.abs(int8 - ref).mean() < 0.5
 
 
-def test_bundled_keras_matches_tflite(held_out):
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_keras_matches_tflite(held_out, which):
     pytest.importorskip("keras")
     from headpose.data.npz import load_npz
     from headpose.runtime import open_model
 
     x, _ = load_npz(held_out)
-    k = open_model(WEIGHTS / "headpose_ssrnet_mt.keras")(x[:64])
-    t = open_model(DEFAULT_MODEL)(x[:64])
+    k = open_model(WEIGHTS / f"{MODELS[which][0]}.keras")(x[:64])
+    t = open_model(which)(x[:64])
     assert np.abs(k - t).max() < 0.01
 
 
-def test_bundled_model_on_detector_crops_of_full_frames():
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_model_on_detector_crops_of_full_frames(which):
     """End to end on full 640×480 BIWI frames: BlazeFace, the card's crop margin, the bundled model."""
     import cv2
 
     from headpose.data.labels import read_biwi_bin
 
     files = sorted((DATA / "biwi_frames" / "01").glob("*_rgb.png"))
-    est = HeadPoseEstimator()
+    est = HeadPoseEstimator(which)
     pred = np.array([est.predict(cv2.imread(str(f)))[0].angles for f in files])
     labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
-    assert len(files) == 10 and np.abs(pred - labels).mean() < 3.0
+    assert len(files) == 10 and np.abs(pred - labels).mean() < MODELS[which][3]

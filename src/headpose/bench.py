@@ -9,8 +9,9 @@ Rows (each measured for a fixed time, best of 3 rounds):
   with one face (built from the demo photo, so nothing is downloaded), with the full- and short-range detector,
   with 1 and 2 detection workers; and milliseconds per stage on one thread, to see where the time goes.
 * **training**: samples/s of ``headpose.train``'s batch pipeline alone (read + augment + convert), of the model's
-  training step alone (in-memory batches, several batch sizes, with and without XLA), and of ``model.fit`` on the
-  real pipeline as ``headpose train`` runs it.
+  training step alone (in-memory batches: Keras' batch norm against the fused kernel ``headpose train`` uses,
+  batch 32 to 256, float32 and bfloat16, XLA), and of ``model.fit`` on the real pipeline as ``headpose train``
+  runs it (defaults, and batch 128 bfloat16).
 
 Every rate is given twice: per wall-clock second (``per_s``) and per CPU-second of this process (``per_cpu_s``,
 CPU time of the measuring thread for single-thread rows). On a machine shared with other jobs the wall-clock
@@ -191,7 +192,7 @@ def _export(keras_path: Path, fmt: str, workdir: Path, notes: list) -> Path | No
 # ----------------------------------------------------------------------------------------------------------
 # Parts
 # ----------------------------------------------------------------------------------------------------------
-def bench_pose(models: dict, peer, seconds: float, notes: list) -> tuple[list, dict | None]:
+def bench_pose(models: dict, peer, seconds: float, notes: list, extra: dict | None = None) -> tuple[list, dict | None]:
     from headpose.runtime import LiteRTRunner, OnnxRunner
 
     crops = bench_crops(256)
@@ -212,6 +213,10 @@ def bench_pose(models: dict, peer, seconds: float, notes: list) -> tuple[list, d
         r = LiteRTRunner(models[kind], threads=1)
         for batch in (1, 64):
             row(f"litert {kind}", r, batch, 1)
+    for name, path in (extra or {}).items():  # other bundled models (the lite ones), LiteRT 1 thread
+        r = LiteRTRunner(path, threads=1)
+        for batch in (1, 64):
+            row(name, r, batch, 1)
     if "onnx" in models:
         try:
             for t in (1, 2):
@@ -312,6 +317,15 @@ def _FitClock(keras, budget_s: float = 20.0):
     return FitClock()
 
 
+def _train_model(keras, build_model, precision: str, fused: bool, width: float = 1.0):
+    model = build_model(64, 3, precision=precision, width=width)
+    if fused and keras.backend.backend() == "tensorflow":
+        from headpose.tfkernels import fuse_batchnorm
+
+        fuse_batchnorm(model)
+    return model
+
+
 def bench_training(quick: bool, notes: list) -> list:
     if not _keras_available():
         notes.append("training: keras/tensorflow not installed (pip install 'headpose-ssr[train]'); skipped")
@@ -346,27 +360,39 @@ def bench_training(quick: bool, notes: list) -> list:
         r = measure(one_batch, cfg.batch_size, 0.3 if quick else 2.0)
         rows.append({"what": "input pipeline (read + augment + convert), 1 thread", "batch": cfg.batch_size, **r})
 
-        # 2. The training step alone, on in-memory batches (not with --quick).
+        # 2. The training step alone, on in-memory batches (not with --quick): Keras' batch norm vs the fused
+        #    kernel that `headpose train` uses, batch size, bfloat16, XLA.
         x = prepare_input(images[: 8 * 256], 3, 64)
         y = poses[: 8 * 256]
-        configs = [] if quick else [(32, False), (128, False), (32, True)]
-        for bs, xla in configs:
-            model = build_model(64, 3)
+        # (batch, precision, fused batch norm, XLA, width)
+        configs = [] if quick else [(32, "float32", False, False, 1.0), (32, "float32", True, False, 1.0),
+                                    (128, "float32", True, False, 1.0), (32, "bfloat16", True, False, 1.0),
+                                    (128, "bfloat16", True, False, 1.0), (256, "bfloat16", True, False, 1.0),
+                                    (32, "float32", False, True, 1.0), (32, "float32", True, False, 0.5),
+                                    (128, "float32", True, False, 0.5)]
+        for bs, precision, fused, xla, width in configs:
+            model = _train_model(keras, build_model, precision, fused, width)
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", jit_compile=xla)
             k = min(steps, len(x) // bs) * bs
             clock = _FitClock(keras)
             model.fit(x[:k], y[:k], batch_size=bs, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
-            rows.append({"what": "training step only (in-memory batches)", "batch": bs, "xla": xla,
+            rows.append({"what": "training step only (in-memory batches)", "batch": bs, "precision": precision,
+                         "batch_norm": "fused" if fused else "keras", "xla": xla, "width": width,
                          **clock.rates(bs)})
 
-        # 3. model.fit on the real pipeline, as `headpose train` runs it (batch 32, augmentation, 2 workers).
-        model = build_model(64, 3)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", metrics=["mae"], jit_compile=False)
-        seq = tr._batches(keras, data, cfg, 64, train=True)
-        clock = _FitClock(keras)
-        model.fit(seq, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-        rows.append({"what": "headpose train's model.fit (pipeline + step)", "batch": cfg.batch_size,
-                     "workers": cfg.workers, **clock.rates(cfg.batch_size)})
+        # 3. model.fit on the real pipeline, as `headpose train` runs it (augmentation, 2 workers): the
+        #    defaults (batch 32, float32) and the fastest settings.
+        fits = [(32, "float32", 1.0)] if quick else [(32, "float32", 1.0), (128, "bfloat16", 1.0),
+                                                     (32, "float32", 0.5), (128, "float32", 0.5)]
+        for bs, precision, width in fits:
+            cfg.batch_size, cfg.precision = bs, precision
+            model = _train_model(keras, build_model, precision, True, width)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", metrics=["mae"], jit_compile=False)
+            seq = tr._batches(keras, data, cfg, 64, train=True)
+            clock = _FitClock(keras)
+            model.fit(seq, epochs=1, steps_per_epoch=min(steps, len(seq)), verbose=0, callbacks=[clock])
+            rows.append({"what": "headpose train's model.fit (pipeline + step)", "batch": bs,
+                         "precision": precision, "width": width, "workers": cfg.workers, **clock.rates(bs)})
     import tensorflow as tf
 
     rows.append({"what": "tensorflow threads (0: TensorFlow's default, one per CPU)",
@@ -383,8 +409,9 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
           quiet: bool = False) -> dict:
     """Run the benchmark; print a table; write JSON if asked; return the results."""
     from headpose.predict import default_model
+    from headpose.runtime import BUNDLED, WEIGHTS, resolve_model
 
-    model = Path(model) if model else default_model()
+    model = resolve_model(model) if model else default_model()
     if not model.exists():
         raise HeadposeError(f"{model}: no such model file")
     if peer and not Path(peer).exists():
@@ -397,6 +424,14 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
            "machine": machine_info(), "quick": quick, "model": str(model), "targets": TARGETS,
            "load_before": _load()}
     before = _pin(2)
+    if "training" in parts and _keras_available():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        if keras.backend.backend() == "tensorflow":  # as `headpose train` sets them, before TensorFlow starts
+            from headpose.tfkernels import set_stream_threads
+
+            set_stream_threads()
     res["machine"]["cpus_used"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     try:
         with tempfile.TemporaryDirectory(prefix="headpose-bench-") as work:
@@ -416,7 +451,12 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
             took = res["took_s"] = {}
             t = time.perf_counter()
             if "pose" in parts:
-                res["pose"], res["peer"] = bench_pose(models, peer, seconds, notes)
+                extra = {}
+                if model == default_model():  # the bundled models: time the lite ones beside the default
+                    extra = {f"lite litert {kind}": resolve_model(name)
+                             for name, kind in (("lite", "float"), ("lite-int8", "int8"))
+                             if (WEIGHTS / BUNDLED[name]).exists()}
+                res["pose"], res["peer"] = bench_pose(models, peer, seconds, notes, extra)
                 took["pose"], t = round(time.perf_counter() - t, 1), time.perf_counter()
             if "end_to_end" in parts:
                 res["end_to_end"], res["stages_ms"] = bench_end_to_end(float_model, seconds, quick)
@@ -449,11 +489,11 @@ def format_results(res: dict) -> str:
         lines.append("\npose model, crops/s")
         for r in res["pose"]:
             vs = f"   ×{r['vs_peer']:.2f} peer (CPU), ×{r['vs_peer_wall']:.2f} (wall)" if "vs_peer" in r else ""
-            lines.append(f"  {r['name']:<14} threads {r['threads']}  batch {r['batch']:>3}  "
+            lines.append(f"  {r['name']:<22} threads {r['threads']}  batch {r['batch']:>3}  "
                          f"{r['per_s']:>9.0f} / {r['per_cpu_s']:>9.0f}{vs}")
         if res.get("peer"):
             p = res["peer"]
-            lines.append(f"  {'peer':<14} threads 1  batch   1  {p['per_s']:>9.0f} / {p['per_cpu_s']:>9.0f}   "
+            lines.append(f"  {'peer':<22} threads 1  batch   1  {p['per_s']:>9.0f} / {p['per_cpu_s']:>9.0f}   "
                          f"{Path(p['file']).name}")
     if res.get("end_to_end") is not None:
         lines.append("\nend to end (detect + crop + pose), 640×480 frames with one face, frames/s")
@@ -466,9 +506,11 @@ def format_results(res: dict) -> str:
         lines.append("\ntraining, samples/s")
         for r in res["training"]:
             if "per_s" in r:
-                extra = "  XLA" if r.get("xla") else ""
-                lines.append(f"  {r['what']:<52} batch {r['batch']:>3}{extra:<5} {r['per_s']:>8.0f} / "
-                             f"{r['per_cpu_s']:>8.0f}")
+                extra = " ".join(x for x in (r.get("width", 1.0) != 1.0 and f"lite ×{r['width']:g}",
+                                             r.get("precision"), r.get("batch_norm") and f"{r['batch_norm']} BN",
+                                             "XLA" if r.get("xla") else None) if x)
+                lines.append(f"  {r['what']:<46} batch {r['batch']:>3} {extra:<26} {r['per_s']:>6.0f} / "
+                             f"{r['per_cpu_s']:>6.0f}")
             else:
                 lines.append(f"  {r['what']}: " + ", ".join(f"{k} {v}" for k, v in r.items() if k != "what"))
     if res["notes"]:

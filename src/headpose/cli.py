@@ -13,6 +13,8 @@ import sys
 
 from headpose.errors import HeadposeError
 
+BUNDLED_HELP = "full (the default), lite (half width, about 2x faster), full-int8, lite-int8"
+
 
 def _csv_or_range(text: str) -> list[float]:
     """``start:stop:step`` (stop inclusive) or a comma list, for --yaw/--pitch/--roll."""
@@ -47,10 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--workers", type=int, help="threads for the input pipeline")
     t.add_argument("--init", help="start from the weights of this model (.keras or legacy .h5): fine-tuning")
+    t.add_argument("--precision", choices=("float32", "bfloat16"),
+                   help="float32 (default) or bfloat16: conv streams in mixed bfloat16, faster on CPUs with "
+                        "bf16 units (see headpose bench); checkpoints are float32 either way")
+    t.add_argument("--width", type=float,
+                   help="channel multiplier of the network (default 1.0: the original SSR-Net-MT; 0.5: the lite "
+                        "variant, about 2x faster per crop)")
 
     # --- evaluate ------------------------------------------------------------------------------------------
     e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")
-    e.add_argument("--model", required=True, help=".keras, .h5, .tflite or .onnx")
+    e.add_argument("--model", required=True, help=".keras, .h5, .tflite or .onnx, or a bundled model: " + BUNDLED_HELP)
     e.add_argument("--data", nargs="+", required=True, help="test .npz files")
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("--plot", help="PNG: absolute error against true yaw")
@@ -66,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- predict -------------------------------------------------------------------------------------------
     r = sub.add_parser("predict", help="pose of every face in an image, folder, video or webcam")
     r.add_argument("source", help="image, folder (recursive), video file, or webcam index (0, 1, ...)")
-    r.add_argument("--model", help="pose model (default: the bundled one)")
+    r.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP)
     r.add_argument("--out", help="folder for annotated images / video")
     r.add_argument("--json", help="write one JSON object per face (JSON Lines)")
     r.add_argument("--show", action="store_true", help="live window (video, webcam)")
@@ -78,13 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     # --- demo ----------------------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
     d.add_argument("--out", default="headpose-demo", help="folder for the annotated image and JSON")
-    d.add_argument("--model", help="pose model (default: the bundled one)")
+    d.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP)
 
     # --- bench ---------------------------------------------------------------------------------------------
     b = sub.add_parser("bench", help="speed: pose crops/s per runtime, end-to-end frames/s, training samples/s")
     b.add_argument("--json", help="write the results as JSON")
     b.add_argument("--peer", help="another .tflite to time in the same run (e.g. the seed's)")
-    b.add_argument("--model", help="pose model to time (default: the bundled one)")
+    b.add_argument("--model", help="pose model to time, or a bundled model: " + BUNDLED_HELP)
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
 
     # --- prepare -------------------------------------------------------------------------------------------

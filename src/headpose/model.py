@@ -21,6 +21,7 @@ from headpose.errors import HeadposeError
 V = 99.0
 CHANNELS = (16, 32, 32, 64, 64, 128, 128)
 POOL_AFTER = (0, 2, 4)  # pooling after the 1st, 3rd and 5th conv
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision → Keras dtype policy of the streams
 
 
 @keras.saving.register_keras_serializable(package="headpose")
@@ -57,41 +58,60 @@ class SSRFusion(layers.Layer):
         return {**super().get_config(), "stage_num": list(self.stage_num), "lambda_d": self.lambda_d, "v": self.v}
 
 
-def _stream(x, act: str, pool, prefix: str, bn_momentum: float):
+def stream_channels(width: float = 1.0) -> tuple[int, ...]:
+    """Output channels of the seven separable convolutions of a stream: the original's × ``width``, in
+    multiples of 4 (at least 4)."""
+    return tuple(max(4, int(round(c * width / 4)) * 4) for c in CHANNELS)
+
+
+def _stream(x, act: str, pool, prefix: str, bn_momentum: float, dtype: str, width: float):
     """One conv stream; returns the outputs after pools 1, 2, 3 and the last conv."""
     taps = []
-    for i, ch in enumerate(CHANNELS):
-        x = layers.SeparableConv2D(ch, 3, padding="same", name=f"{prefix}_sep{i + 1}")(x)
-        x = layers.BatchNormalization(axis=-1, momentum=bn_momentum, name=f"{prefix}_bn{i + 1}")(x)
-        x = layers.Activation(act, name=f"{prefix}_act{i + 1}")(x)
+    for i, ch in enumerate(stream_channels(width)):
+        x = layers.SeparableConv2D(ch, 3, padding="same", name=f"{prefix}_sep{i + 1}", dtype=dtype)(x)
+        x = layers.BatchNormalization(axis=-1, momentum=bn_momentum, name=f"{prefix}_bn{i + 1}", dtype=dtype)(x)
+        x = layers.Activation(act, name=f"{prefix}_act{i + 1}", dtype=dtype)(x)
         if i in POOL_AFTER:
-            x = pool(2, name=f"{prefix}_pool{len(taps) + 1}")(x)
+            x = pool(2, name=f"{prefix}_pool{len(taps) + 1}", dtype=dtype)(x)
             taps.append(x)
     taps.append(x)
     return taps  # [layer1, layer2, layer3, layer4]
 
 
 def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lambda_d: float = 1.0,
-                bn_momentum: float = 0.99, name: str = "ssrnet_mt") -> keras.Model:
+                bn_momentum: float = 0.99, name: str = "ssrnet_mt", precision: str = "float32",
+                width: float = 1.0) -> keras.Model:
     """SSR-Net-MT as the original project and FSA-Net define it; 3 outputs [yaw, pitch, roll].
 
     ``bn_momentum`` only changes how fast BatchNormalization's moving statistics follow training (0.99 as the
     original); the inference graph and weight layout are the same for any value.
+    ``precision="bfloat16"``: the two conv streams compute in bfloat16 (Keras' ``mixed_bfloat16`` policy:
+    weights stay float32), the stage heads and the fusion in float32 — for faster training on CPUs with bf16
+    instructions. Inference and export use float32 (``to_float32``).
+    ``width`` scales the channels of both streams and of the stage heads' 1×1 convolutions (1.0: the original;
+    0.5: a lighter variant, about 3× fewer multiply-adds; everything else — three stages, stage_num, lambda_d,
+    V — unchanged).
     """
+    if not 0.1 <= width <= 4:
+        raise HeadposeError(f"width must be between 0.1 and 4, got {width}")
+    if precision not in PRECISIONS:
+        raise HeadposeError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    dtype = PRECISIONS[precision]
     if img_size % 16:
         raise HeadposeError(f"image size must be a multiple of 16, got {img_size}")
     stage_num = tuple(int(s) for s in stage_num)
     n_out = 3
     inp = keras.Input((img_size, img_size, channels), name="image")
-    x1, x2, x3, x4 = _stream(inp, "relu", layers.AveragePooling2D, "x", bn_momentum)
-    s1, s2, s3, s4 = _stream(inp, "tanh", layers.MaxPooling2D, "s", bn_momentum)
+    x1, x2, x3, x4 = _stream(inp, "relu", layers.AveragePooling2D, "x", bn_momentum, dtype, width)
+    s1, s2, s3, s4 = _stream(inp, "tanh", layers.MaxPooling2D, "s", bn_momentum, dtype, width)
+    head = max(4, int(round(64 * width / 4)) * 4)
 
     probs, deltas, locs = [], [], []
     # Stage 1 reads the last conv output, stage 2 the 3rd pooling, stage 3 the 2nd pooling.
     for k, (xs, ss) in enumerate(((x4, s4), (x3, s3), (x2, s2)), start=1):
-        s = layers.Conv2D(64, 1, activation="tanh", name=f"stage{k}_s_conv")(ss)
+        s = layers.Conv2D(head, 1, activation="tanh", name=f"stage{k}_s_conv")(ss)
         s = layers.MaxPooling2D(2, name=f"stage{k}_s_pool")(s)
-        x = layers.Conv2D(64, 1, activation="relu", name=f"stage{k}_x_conv")(xs)
+        x = layers.Conv2D(head, 1, activation="relu", name=f"stage{k}_x_conv")(xs)
         x = layers.AveragePooling2D(2, name=f"stage{k}_x_pool")(x)
         f = layers.Flatten(name=f"stage{k}_flatten")(layers.Multiply(name=f"stage{k}_mul")([s, x]))
         fd = layers.Dense(2 * n_out, activation="tanh", name=f"stage{k}_delta_feat")(f)
@@ -102,6 +122,24 @@ def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lamb
         probs.append(layers.Reshape((n_out, stage_num[k - 1]), name=f"stage{k}_reshape")(fp))
     out = SSRFusion(stage_num, lambda_d, name="pred_pose")(probs + deltas + locs)
     return keras.Model(inp, out, name=name)
+
+
+def to_float32(model: keras.Model) -> keras.Model:
+    """``model`` itself if it computes in float32 throughout, else a float32 SSR-Net-MT with its weights
+    (a model trained with ``precision="bfloat16"``: its weights are float32 already)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    fusion = model.get_layer("pred_pose")
+    _, size, _, channels = model.input_shape
+    twin = build_model(size, channels, fusion.stage_num, fusion.lambda_d, name=model.name,
+                       width=model_width(model))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def model_width(model: keras.Model) -> float:
+    """The ``width`` an SSR-Net-MT was built with (from its first convolution's channels)."""
+    return model.get_layer("x_sep1").filters / CHANNELS[0]
 
 
 def legacy_h5_layer_map() -> dict[str, str]:
@@ -199,9 +237,10 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     ext = path.suffix.lower()
     if ext == ".keras":
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as e:
             raise HeadposeError(f"{path}: not a loadable .keras model ({type(e).__name__}: {e})") from None
+        return to_float32(model)
     if ext == ".h5":
         size, channels = _h5_input_shape(path)
         return load_legacy_h5(build_model(size, channels), path)

@@ -41,10 +41,10 @@ import numpy as np
 
 from headpose.detect import DEFAULT_MARGIN, FaceDetector, as_bgr, crop_face
 from headpose.errors import HeadposeError
-from headpose.runtime import open_model, prepare_input
+from headpose.runtime import BUNDLED, WEIGHTS, open_model, prepare_input, resolve_model
 
 PACKAGE = Path(__file__).resolve().parent
-DEFAULT_MODEL = PACKAGE / "weights" / "headpose_ssrnet_mt.tflite"
+DEFAULT_MODEL = WEIGHTS / BUNDLED["full"]
 
 
 def demo_photo() -> np.ndarray:
@@ -130,7 +130,7 @@ class HeadPoseEstimator:
 
     def __init__(self, model=None, detector="full", min_score: float = 0.5, threads: int | None = None,
                  margin: float | None = None):
-        self.model_path = default_model() if model is None else Path(model)
+        self.model_path = default_model() if model is None else resolve_model(model)
         self.runner = open_model(self.model_path, threads)
         self.size = int(self.runner.img_size)
         self.channels = int(self.runner.channels)

@@ -45,6 +45,8 @@ class TrainConfig:
     bn_momentum: float = 0.99
     workers: int = 2
     init: str | None = None  # start from this model's weights (.keras or legacy .h5): fine-tuning
+    precision: str = "float32"  # or "bfloat16": conv streams in mixed bfloat16 (faster on CPUs with bf16 units)
+    width: float = 1.0  # channel multiplier of the conv streams and stage heads (1.0: the original SSR-Net-MT)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -196,8 +198,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from headpose.model import build_model
+    from headpose.model import PRECISIONS, build_model, model_width, to_float32
 
+    if cfg.precision not in PRECISIONS:
+        raise HeadposeError(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
     out = Path(cfg.out)
     state_path = out / "state.json"
     start_epoch, best = 0, math.inf
@@ -210,6 +214,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             print(f"{out}: already trained for {start_epoch} of {cfg.epochs} epochs")
             return out / "best.keras"
     out.mkdir(parents=True, exist_ok=True)
+    if keras.backend.backend() == "tensorflow":
+        from headpose.tfkernels import set_stream_threads
+
+        set_stream_threads()  # the two conv streams side by side, before TensorFlow starts its thread pools
     keras.utils.set_random_seed(cfg.seed + start_epoch)
 
     data = ArraySet(cfg.data)
@@ -233,16 +241,26 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if resume:
         model = keras.saving.load_model(out / "last.keras", compile=True)
     else:
-        model = build_model(size, cfg.channels, cfg.stage_num, cfg.lambda_d, cfg.bn_momentum)
+        model = build_model(size, cfg.channels, cfg.stage_num, cfg.lambda_d, cfg.bn_momentum,
+                            precision=cfg.precision, width=cfg.width)
         if cfg.init:
             from headpose.model import load_model
 
             src = load_model(cfg.init)
             if src.input_shape != model.input_shape:
                 raise HeadposeError(f"{cfg.init}: input {src.input_shape} does not match {model.input_shape}")
+            if model_width(src) != model_width(model):
+                raise HeadposeError(f"{cfg.init}: a width {model_width(src):g} network, this run is width "
+                                    f"{model_width(model):g} (--width)")
             model.set_weights(src.get_weights())
             print(f"starting from the weights of {cfg.init}")
         model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mae", metrics=["mae"], jit_compile=False)
+
+    if keras.backend.backend() == "tensorflow":
+        from headpose.tfkernels import fuse_batchnorm
+
+        fuse_batchnorm(model)  # same maths, TensorFlow's fused kernel: ~1.6× faster steps
+    twin = to_float32(model)  # best.keras is float32 whatever the training precision
 
     train_seq = _batches(keras, data, cfg, size, train=True)
     val_seq = _batches(keras, val, cfg, size, train=False)
@@ -279,7 +297,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             improved = mae.mean() < best
             if improved:
                 best = float(mae.mean())
-                _atomic_save(self.model, out / "best.keras")
+                if twin is not self.model:
+                    twin.set_weights(self.model.get_weights())
+                _atomic_save(twin, out / "best.keras")
             _atomic_save(self.model, out / "last.keras")
             tmp = state_path.with_name(".state.json.tmp")
             tmp.write_text(json.dumps({"epoch": epoch + 1, "best_val_mae": best}))
@@ -316,7 +336,8 @@ def train_from_args(a) -> Path:
             raise HeadposeError(f"{a.config}: cannot read config ({e})") from None
     flags = {"data": a.data, "val": a.val, "val_split": a.val_split, "out": a.out, "epochs": a.epochs,
              "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "size": a.size, "channels": a.channels,
-             "augment": a.augment, "workers": a.workers, "init": a.init}
+             "augment": a.augment, "workers": a.workers, "init": a.init, "precision": a.precision,
+             "width": a.width}
     d.update({k: v for k, v in flags.items() if v is not None})
     if not d.get("data"):
         raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")
