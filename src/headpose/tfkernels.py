@@ -48,7 +48,10 @@ def fuse_batchnorm(model) -> int:
     for layer in model.layers:
         if type(layer) is not keras.layers.BatchNormalization:
             continue
-        rank = len(layer.input.shape) if hasattr(layer, "input") else 4
+        try:
+            rank = len(layer.input.shape)
+        except (AttributeError, ValueError):  # not called on a symbolic input: cannot tell, leave it
+            continue
         axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
         if axis is None or axis not in (-1, rank - 1) or rank != 4:
             continue
