@@ -300,3 +300,14 @@ def test_bfloat16_training_saves_float32(tmp_path, biwi_npz):
     assert {layer.dtype_policy.name for layer in best.layers} == {"float32"}
     raw = keras.saving.load_model(out / "best.keras", compile=False)
     assert {layer.dtype_policy.name for layer in raw.layers} == {"float32"}  # saved so, not converted on load
+
+
+def test_stream_threads_set_before_tensorflow_starts():
+    """`headpose train` gives each conv stream its own core: inter-op 2, intra-op cpus // 2 — only possible
+    before TensorFlow starts, after which the call leaves the settings alone and says so."""
+    code = ("import tensorflow as tf; from headpose.tfkernels import set_stream_threads as s; "
+            "print(s(2), s(8)); tf.constant(1.0) + 1; t = tf.config.threading; "
+            "print(s(2), t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["(1, 2) (4, 2)", "None 4 2"], r.stdout
