@@ -5,8 +5,8 @@
 # 1. synthetic renders of 1,000 UTKFace photos (../shared/data/faces) → a model that never saw BIWI;
 # 2. fine-tune it on 12 BIWI sequences, validating on 04 11 17 22 held out by sequence;
 # 3. export (.tflite, int8 .tflite, .onnx), check parity, evaluate, write the model card, into src/headpose/weights.
-# Note: the renders behind the shipped weights were made before `--lighting` also drew a colour cast; a rebuild
-# with this code renders with it (as configs/synth_render_only3.toml's data), so its numbers can differ a little.
+# The renders are made as those behind the shipped weights were: the same photos (configs/synth_photos_*.txt),
+# light without a colour cast (--colour-cast 0), the plain set packed with the centre jitter of then (--shift 0.02).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LITE=0
@@ -22,19 +22,19 @@ if [ ! -f "$S/faces_val150_r8_lit.npz" ]; then
     headpose prepare biwi --src ../shared/data/biwi_frames --out runs/data/biwi_frames.npz
     headpose prepare aflw2000 --src ../shared/data/aflw2000 --out runs/data/aflw2000.npz
 
-    # --- synthetic renders: 1,000 photos for training, 150 others for validation (linked, not copied) ----------
-    ls ../shared/data/faces | shuf --random-source=<(yes 7) > "$S/photo_order.txt"
-    head -n 1000 "$S/photo_order.txt" | while read -r f; do ln -sf "$PWD/../shared/data/faces/$f" "$S/photos/"; done
-    sed -n 1001,1150p "$S/photo_order.txt" | while read -r f; do ln -sf "$PWD/../shared/data/faces/$f" "$S/val_photos/"; done
+    # --- synthetic renders: 1,000 photos for training, 150 others for validation (linked, not copied); the
+    #     lists are the photos behind the shipped model (the 1,000 are `ls faces | shuf -n 1000 --random-source=<(yes 7)`)
+    while read -r f; do ln -sf "$PWD/../shared/data/faces/$f" "$S/photos/"; done < configs/synth_photos_train.txt
+    while read -r f; do ln -sf "$PWD/../shared/data/faces/$f" "$S/val_photos/"; done < configs/synth_photos_val.txt
     headpose synth mesh --images "$S/photos" --out "$S/meshes"
     headpose synth mesh --images "$S/val_photos" --out "$S/val_meshes"
     headpose synth render --image_dir "$S/meshes" --obj_dir "$S/meshes" --out "$S/renders" --random 16 --size 160 \
         --background photo
     headpose synth render --image_dir "$S/meshes" --obj_dir "$S/meshes" --out "$S/renders_lit" --random 16 --size 160 \
-        --background photo --lighting 0.6
+        --background photo --lighting 0.6 --colour-cast 0
     headpose synth render --image_dir "$S/val_meshes" --obj_dir "$S/val_meshes" --out "$S/val_renders_lit" --random 8 \
-        --size 160 --background photo --lighting 0.6 --seed 1
-    python -m headpose.synth.pack "$S/renders" "$S/faces1000_r16.npz"
+        --size 160 --background photo --lighting 0.6 --colour-cast 0 --seed 1
+    python -m headpose.synth.pack "$S/renders" "$S/faces1000_r16.npz" --shift 0.02
     python -m headpose.synth.pack "$S/renders_lit" "$S/faces1000_r16_lit.npz"
     python -m headpose.synth.pack "$S/val_renders_lit" "$S/faces_val150_r8_lit.npz"
 

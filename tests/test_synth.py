@@ -272,3 +272,28 @@ def test_mesh_render_prepare_end_to_end(meshes, tmp_path):
     s = pack_renders(rnd, tmp_path / "random.npz", quiet=True)
     image, pose = load_npz(tmp_path / "random.npz")
     assert s["packed"] == len(image) == 8 * len(PHOTOS) and image.shape[1:] == (64, 64, 3)
+
+
+def test_colour_cast_is_its_own_setting(meshes, tmp_path):
+    """--colour-cast defaults to --lighting; 0 keeps the light but draws no cast (how the shipped model's
+    renders were made), which changes the images' overall colour, not the poses or boxes."""
+    import cv2
+
+    common = dict(size=96, random=3, background="black", workers=1, quiet=True, lighting=0.6)
+    render_dir(meshes, meshes, tmp_path / "default", **common)
+    render_dir(meshes, meshes, tmp_path / "same", colour_cast=0.6, **common)
+    render_dir(meshes, meshes, tmp_path / "nocast", colour_cast=0.0, **common)
+    pngs = sorted(p.relative_to(tmp_path / "default") for p in (tmp_path / "default").glob("*/*.png"))
+    assert len(pngs) == 3 * len(PHOTOS)
+    ratios = []
+    for rel in pngs:
+        a, b, c = (cv2.imread(str(tmp_path / d / rel)).astype(float) for d in ("default", "same", "nocast"))
+        assert (a == b).all()
+        assert (tmp_path / "nocast" / rel.with_suffix(".txt")).read_text() == \
+            (tmp_path / "default" / rel.with_suffix(".txt")).read_text()
+        face = c.sum(axis=2) > 0
+        ratios.append(a[face].mean(axis=0) / np.maximum(c[face].mean(axis=0), 1))
+    ratios = np.array(ratios)  # per-channel gain of the cast: 1 ± 0.15 at strength 0.6 (more where it greys)
+    assert np.abs(ratios - 1).max() > 0.03 and np.abs(ratios - 1).max() < 0.6
+    with pytest.raises(HeadposeError, match="--colour-cast 2"):
+        render_dir(meshes, meshes, tmp_path / "bad", colour_cast=2.0, **common)

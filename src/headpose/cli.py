@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--random", type=int, default=None, metavar="K", help="K random poses per mesh instead")
     sr.add_argument("--background", choices=("black", "blur", "photo"), default="black")
     sr.add_argument("--lighting", type=float, default=0.0, metavar="S",
-                    help="random directional light per render, strength 0..1 (default 0: texture as it is)")
+                    help="random directional light and colour cast per render, strength 0..1 (default 0: "
+                         "texture as it is)")
+    sr.add_argument("--colour-cast", type=float, default=None, metavar="S",
+                    help="strength of the colour cast alone (default: as --lighting; 0: light without a cast)")
     sr.add_argument("--workers", type=int, default=None)
     sr.add_argument("--seed", type=int, default=0)
     sm = sy.add_parser("mesh", help="build textured face meshes from photos")
@@ -180,7 +183,7 @@ def dispatch(a: argparse.Namespace) -> int:
 
         render_dir(a.image_dir, a.obj_dir, a.out, size=a.size, yaw=a.yaw, pitch=a.pitch, roll=a.roll,
                    random=a.random, background=a.background, workers=a.workers, seed=a.seed,
-                   lighting=a.lighting)
+                   lighting=a.lighting, colour_cast=a.colour_cast)
     elif cmd == "synth" and a.synth_command == "mesh":
         from headpose.synth.mesh import mesh_dir
 

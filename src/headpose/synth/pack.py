@@ -11,7 +11,7 @@ them give crop side / point-box side = 1.27 (median; 10-90 %: 1.16-1.42), centre
 ``jitter``, each crop draws its ratio uniformly from 1.16-1.42 and its centre by a normal shift of 3.5 % of the side
 (BIWI's point-box centres sit 0.5-5 % off their crop centres, depending on the pose).
 
-    python -m headpose.synth.pack RENDERS OUT.npz [--size 64] [--margin 0.14] [--no-jitter]
+    python -m headpose.synth.pack RENDERS OUT.npz [--size 64] [--margin 0.14] [--no-jitter] [--shift 0.035]
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ SHIFT = 0.035
 
 
 def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool = True, seed: int = 0,
-                 quiet: bool = False) -> dict:
-    """Crop every ``src/*/NAME.png`` with its ``.txt`` box into ``out`` (.npz: image, pose, img_size)."""
+                 quiet: bool = False, shift: float = SHIFT) -> dict:
+    """Crop every ``src/*/NAME.png`` with its ``.txt`` box into ``out`` (.npz: image, pose, img_size).
+    ``shift``: with ``jitter``, the standard deviation of the crop centre's shift, as a fraction of the side."""
     from tqdm import tqdm
 
     from headpose.data.npz import save_npz
@@ -70,7 +71,7 @@ def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool 
         if jitter:
             m = (rng.uniform(*RATIO_RANGE) - 1) / 2
             side = max(x1 - x0, y1 - y0)
-            dx, dy = rng.normal(0, SHIFT * side, 2)
+            dx, dy = rng.normal(0, shift * side, 2)
             x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
         images[n] = crop_face(img, (x0, y0, x1, y1), m, size)
         poses[n] = ypr
@@ -96,9 +97,11 @@ def main(argv=None) -> int:
     p.add_argument("--margin", type=float, default=MARGIN)
     p.add_argument("--no-jitter", dest="jitter", action="store_false")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shift", type=float, default=SHIFT,
+                   help=f"crop-centre jitter, standard deviation as a fraction of the side (default {SHIFT})")
     a = p.parse_args(argv)
     try:
-        pack_renders(a.src, a.out, a.size, a.margin, a.jitter, a.seed)
+        pack_renders(a.src, a.out, a.size, a.margin, a.jitter, a.seed, shift=a.shift)
     except HeadposeError as e:
         print(f"headpose: error: {e}", file=sys.stderr)
         return 2

@@ -216,7 +216,7 @@ def _init_worker(others: list[str]) -> None:
 
 def _render_mesh(task) -> tuple[str, int, str | None]:
     """Render every pose of one mesh; never raises (a bad mesh comes back as an error line)."""
-    name, tex_path, obj_path, poses, out, size, background, seed, lighting = task
+    name, tex_path, obj_path, poses, out, size, background, seed, lighting, colour_cast = task
     try:
         texture = load_texture(tex_path)
         mesh = read_obj(obj_path)
@@ -230,8 +230,8 @@ def _render_mesh(task) -> tuple[str, int, str | None]:
         for yaw, pitch, roll in poses:
             light = random_light(rng, lighting) if lighting > 0 else None
             img, box, _ = render(pm, yaw, pitch, roll, bg.get(), light)
-            if lighting > 0:
-                img = colour_jitter(img, rng, lighting)
+            if colour_cast > 0:
+                img = colour_jitter(img, rng, colour_cast)
             stem = pose_stem(name, yaw, pitch, roll)
             if not cv2.imwrite(str(folder / f"{stem}.png"), img, PNG_PARAMS):
                 raise HeadposeError(f"{folder / stem}.png: cannot write")
@@ -265,13 +265,14 @@ def find_pairs(image_dir, obj_dir) -> tuple[list[tuple[str, Path, Path]], list[t
 
 def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, roll=None, random=None,
                background: str = "black", workers: int | None = None, seed: int = 0, quiet: bool = False,
-               lighting: float = 0.0) -> dict:
+               lighting: float = 0.0, colour_cast: float | None = None) -> dict:
     """Render every NAME.obj of obj_dir with its NAME.png of image_dir; returns a summary dict.
 
     Poses: the product of yaw × pitch × roll (None → the original grid), or ``random`` K poses per mesh.
     Bad meshes and textures are named, skipped and counted; the summary is printed at the end.
     ``lighting`` (0..1): strength of a random directional light and colour cast per render (0: the texture
-    as it is, as the original).
+    as it is, as the original). ``colour_cast`` (0..1): the colour cast's own strength (default: ``lighting``;
+    0 renders light without a cast, as the renders behind the shipped model were made).
     """
     from tqdm import tqdm
 
@@ -279,6 +280,9 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
         raise HeadposeError(f"unknown background {background!r} (expected one of {', '.join(BACKGROUNDS)})")
     if not 0 <= lighting <= 1:
         raise HeadposeError(f"--lighting {lighting}: expected a strength between 0 and 1")
+    colour_cast = lighting if colour_cast is None else colour_cast
+    if not 0 <= colour_cast <= 1:
+        raise HeadposeError(f"--colour-cast {colour_cast}: expected a strength between 0 and 1")
     if size < 16:
         raise HeadposeError(f"--size {size} is too small (at least 16)")
     pairs, skipped, all_textures = find_pairs(image_dir, obj_dir)
@@ -294,7 +298,7 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
         else:
             poses = [(round(y, 2), round(p, 2), round(r, 2)) for y, p, r in grid_poses(yaw, pitch, roll)]
         tasks.append((name, str(tex), str(obj), poses, str(out), size, background, int(master.integers(2**31)),
-                      float(lighting)))
+                      float(lighting), float(colour_cast)))
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     t0 = time.perf_counter()
     n_images, errors = 0, list(skipped)
