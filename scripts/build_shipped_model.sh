@@ -36,7 +36,7 @@ if [ ! -f "$S/faces_val150_r8_lit.npz" ]; then
         --size 160 --background photo --lighting 0.6 --colour-cast 0 --seed 1
     python -m headpose.synth.pack "$S/renders" "$S/faces1000_r16.npz" --shift 0.02
     python -m headpose.synth.pack "$S/renders_lit" "$S/faces1000_r16_lit.npz"
-    python -m headpose.synth.pack "$S/val_renders_lit" "$S/faces_val150_r8_lit.npz"
+    python -m headpose.synth.pack "$S/val_renders_lit" "$S/faces_val150_r8_lit.npz" --seed 1
 
 fi
 
