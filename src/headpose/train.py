@@ -4,6 +4,10 @@ Defaults as the original project: batch 32, Adam (lr 1e-3), learning rate ×0.1 
 MAE loss, samples with any angle outside ±99° dropped. Batches stream from memory-mapped arrays and are augmented
 one batch at a time. A run folder holds ``config.json``, ``best.keras`` (lowest validation MAE), ``last.keras``
 (with optimizer state, for ``--resume``), ``state.json``, ``history.csv`` and ``history.png``.
+
+Speed on the TensorFlow backend, with the same maths: batch norm trains with TensorFlow's fused kernel and the two
+conv streams run on a core each (:mod:`headpose.tfkernels`). ``precision="bfloat16"`` computes the streams in
+mixed bfloat16 (best.keras is saved float32); ``width`` scales the network's channels (0.5: the lite model).
 """
 
 from __future__ import annotations
