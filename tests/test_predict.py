@@ -207,9 +207,9 @@ def test_show_without_gui_is_a_clear_error(est, frames):
 
 
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
-    from headpose import predict
+    from headpose import runtime
 
-    monkeypatch.setattr(predict, "DEFAULT_MODEL", tmp_path / "weights" / "headpose_ssrnet_mt.tflite")
+    monkeypatch.setattr(runtime, "WEIGHTS", tmp_path / "weights")  # an installation without the bundled models
     with pytest.raises(HeadposeError, match="headpose_ssrnet_mt.tflite is missing"):
         HeadPoseEstimator()
 

@@ -317,15 +317,6 @@ def _FitClock(keras, budget_s: float = 20.0):
     return FitClock()
 
 
-def _train_model(keras, build_model, precision: str, fused: bool, width: float = 1.0):
-    model = build_model(64, 3, precision=precision, width=width)
-    if fused and keras.backend.backend() == "tensorflow":
-        from headpose.tfkernels import fuse_batchnorm
-
-        fuse_batchnorm(model)
-    return model
-
-
 def bench_training(quick: bool, notes: list) -> list:
     if not _keras_available():
         notes.append("training: keras/tensorflow not installed (pip install 'headpose-ssr[train]'); skipped")
@@ -371,7 +362,9 @@ def bench_training(quick: bool, notes: list) -> list:
                                     (32, "float32", False, True, 1.0), (32, "float32", True, False, 0.5),
                                     (128, "float32", True, False, 0.5)]
         for bs, precision, fused, xla, width in configs:
-            model = _train_model(keras, build_model, precision, fused, width)
+            model = build_model(64, 3, precision=precision, width=width)
+            if fused:
+                tr.fuse_batchnorm(keras, model)
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", jit_compile=xla)
             k = min(steps, len(x) // bs) * bs
             clock = _FitClock(keras)
@@ -386,7 +379,7 @@ def bench_training(quick: bool, notes: list) -> list:
                                                      (32, "float32", 0.5), (128, "float32", 0.5)]
         for bs, precision, width in fits:
             cfg.batch_size, cfg.precision = bs, precision
-            model = _train_model(keras, build_model, precision, True, width)
+            model = tr.fuse_batchnorm(keras, build_model(64, 3, precision=precision, width=width))
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", metrics=["mae"], jit_compile=False)
             seq = tr._batches(keras, data, cfg, 64, train=True)
             clock = _FitClock(keras)
@@ -408,7 +401,7 @@ def bench_training(quick: bool, notes: list) -> list:
 def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pose", "end_to_end", "training"),
           quiet: bool = False) -> dict:
     """Run the benchmark; print a table; write JSON if asked; return the results."""
-    from headpose.predict import default_model
+    from headpose.predict import DEFAULT_MODEL, default_model
     from headpose.runtime import BUNDLED, WEIGHTS, resolve_model
 
     model = resolve_model(model) if model else default_model()
@@ -428,10 +421,9 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
-        if keras.backend.backend() == "tensorflow":  # as `headpose train` sets them, before TensorFlow starts
-            from headpose.tfkernels import set_stream_threads
+        from headpose.train import set_training_threads
 
-            set_stream_threads()
+        set_training_threads(keras)  # as `headpose train` sets them, before TensorFlow starts
     res["machine"]["cpus_used"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     try:
         with tempfile.TemporaryDirectory(prefix="headpose-bench-") as work:
@@ -452,10 +444,10 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
             t = time.perf_counter()
             if "pose" in parts:
                 extra = {}
-                if model == default_model():  # the bundled models: time the lite ones beside the default
-                    extra = {f"lite litert {kind}": resolve_model(name)
-                             for name, kind in (("lite", "float"), ("lite-int8", "int8"))
-                             if (WEIGHTS / BUNDLED[name]).exists()}
+                if model == DEFAULT_MODEL:  # the bundled models: time the lite ones beside the default
+                    lite = {f"lite litert {kind}": WEIGHTS / BUNDLED[name]
+                            for name, kind in (("lite", "float"), ("lite-int8", "int8"))}
+                    extra = {k: p for k, p in lite.items() if p.exists()}
                 res["pose"], res["peer"] = bench_pose(models, peer, seconds, notes, extra)
                 took["pose"], t = round(time.perf_counter() - t, 1), time.perf_counter()
             if "end_to_end" in parts:

@@ -58,10 +58,21 @@ class SSRFusion(layers.Layer):
         return {**super().get_config(), "stage_num": list(self.stage_num), "lambda_d": self.lambda_d, "v": self.v}
 
 
+def _scaled(channels: int, width: float) -> int:
+    """``channels`` × ``width`` in a multiple of 4 (at least 4)."""
+    return max(4, int(round(channels * width / 4)) * 4)
+
+
 def stream_channels(width: float = 1.0) -> tuple[int, ...]:
-    """Output channels of the seven separable convolutions of a stream: the original's × ``width``, in
-    multiples of 4 (at least 4)."""
-    return tuple(max(4, int(round(c * width / 4)) * 4) for c in CHANNELS)
+    """Output channels of the seven separable convolutions of a stream: the original's × ``width``."""
+    return tuple(_scaled(c, width) for c in CHANNELS)
+
+
+def dtype_policy(precision: str) -> str:
+    """The Keras dtype policy of the conv streams for ``--precision``; a clear error for an unknown one."""
+    if precision not in PRECISIONS:
+        raise HeadposeError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    return PRECISIONS[precision]
 
 
 def _stream(x, act: str, pool, prefix: str, bn_momentum: float, dtype: str, width: float):
@@ -94,9 +105,7 @@ def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lamb
     """
     if not 0.1 <= width <= 4:
         raise HeadposeError(f"width must be between 0.1 and 4, got {width}")
-    if precision not in PRECISIONS:
-        raise HeadposeError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    dtype = PRECISIONS[precision]
+    dtype = dtype_policy(precision)
     if img_size % 16:
         raise HeadposeError(f"image size must be a multiple of 16, got {img_size}")
     stage_num = tuple(int(s) for s in stage_num)
@@ -104,7 +113,7 @@ def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lamb
     inp = keras.Input((img_size, img_size, channels), name="image")
     x1, x2, x3, x4 = _stream(inp, "relu", layers.AveragePooling2D, "x", bn_momentum, dtype, width)
     s1, s2, s3, s4 = _stream(inp, "tanh", layers.MaxPooling2D, "s", bn_momentum, dtype, width)
-    head = max(4, int(round(64 * width / 4)) * 4)
+    head = _scaled(64, width)
 
     probs, deltas, locs = [], [], []
     # Stage 1 reads the last conv output, stage 2 the 3rd pooling, stage 3 the 2nd pooling.
@@ -125,21 +134,23 @@ def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lamb
 
 
 def to_float32(model: keras.Model) -> keras.Model:
-    """``model`` itself if it computes in float32 throughout, else a float32 SSR-Net-MT with its weights
-    (a model trained with ``precision="bfloat16"``: its weights are float32 already)."""
+    """``model`` itself if it computes in float32 throughout, else the same network with every layer in float32
+    and its weights (a model trained with ``precision="bfloat16"``: its weights are float32 already)."""
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
-    fusion = model.get_layer("pred_pose")
-    _, size, _, channels = model.input_shape
-    twin = build_model(size, channels, fusion.stage_num, fusion.lambda_d, name=model.name,
-                       width=model_width(model))
-    twin.set_weights(model.get_weights())
+
+    def as_float32(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    twin = keras.models.clone_model(model, clone_function=as_float32)
+    for layer in twin.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
     return twin
 
 
 def model_width(model: keras.Model) -> float:
-    """The ``width`` an SSR-Net-MT was built with (from its first convolution's channels)."""
-    return model.get_layer("x_sep1").filters / CHANNELS[0]
+    """The ``width`` an SSR-Net-MT was built with, to 1/32 (from its widest convolution's channels)."""
+    return model.get_layer("x_sep7").filters / CHANNELS[-1]
 
 
 def legacy_h5_layer_map() -> dict[str, str]:

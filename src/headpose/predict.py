@@ -74,12 +74,7 @@ OTHER = "not an image or video"
 
 def default_model() -> Path:
     """The bundled pose model; HeadposeError naming the file if this build has none."""
-    if not DEFAULT_MODEL.exists():
-        raise HeadposeError(
-            f"the bundled pose model {DEFAULT_MODEL} is missing from this installation; "
-            "give a model explicitly (--model M.tflite, or HeadPoseEstimator(model=...))"
-        )
-    return DEFAULT_MODEL
+    return resolve_model("full")
 
 
 def model_card(model_path) -> dict:
