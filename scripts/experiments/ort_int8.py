@@ -59,7 +59,8 @@ def main():
             quantize_static(str(pre), str(out), Calib(), quant_format=fmt, per_channel=True, activation_type=act,
                             weight_type=QuantType.QInt8)
             r, p = run(out, x)
-            print(f"{fmt.name} int8: {r:.0f} crops/s, drift {np.abs(p - p0).mean():.2f}, MAE {np.abs(p - y).mean():.2f}")
+            drift, mae = np.abs(p - p0).mean(), np.abs(p - y).mean()
+            print(f"{fmt.name} int8: {r:.0f} crops/s, drift {drift:.2f}, MAE {mae:.2f}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def main():
         step_ms = (time.perf_counter() - t) / a.steps * 1000
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()
-        space.ParseFromString(open(glob.glob(f"{d}/**/*.xplane.pb", recursive=True)[0], "rb").read())
+        with open(glob.glob(f"{d}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
     by_op = collections.Counter()
     for plane in space.planes:
         names = {k: v.name for k, v in plane.event_metadata.items()}
