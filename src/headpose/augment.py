@@ -3,6 +3,12 @@
 The original project's random crop-and-shift with black or white fill and random zoom 0.8-1.2, plus brightness,
 contrast, blur, a horizontal flip that negates yaw and roll (pitch is unchanged by a mirror), and an in-plane
 rotation whose label change is exact: the head turns about the camera axis (``labels.rotate_in_plane``).
+Faces with an unknown angle (NaN) are not rotated: the turn would mix the unknown angle into the known ones.
+
+Camera looks, for models that must read grey and near-infrared cameras (driver monitoring) as they read colour:
+``grey`` turns a fraction of the crops into luminance in all three channels; ``infrared`` a fraction into an
+NIR-like grey (skin is bright and flat in near infrared, close to the red channel): the red channel with a random
+gamma and a lower contrast.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from headpose.data.labels import rotate_in_plane
 
 
 def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generator,
-                  flip: bool = True, rotate: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+                  flip: bool = True, rotate: float = 30.0, grey: float = 0.0,
+                  infrared: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Augmented copies of a batch (uint8 N×S×S×C, float N×3); the inputs are not modified."""
     n, s = images.shape[0], images.shape[1]
     out = np.empty_like(images)
@@ -27,6 +34,9 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
     blur = rng.random(n) < 0.15
     do_flip = (rng.random(n) < 0.5) if flip else np.zeros(n, bool)
     angle = np.where(rng.random(n) < 0.5, rng.uniform(-rotate, rotate, n), 0.0)
+    angle[np.isnan(poses).any(axis=1)] = 0.0
+    look = rng.random(n)  # < grey: grey; < grey + infrared: NIR-like; else colour
+    gamma = rng.uniform(0.6, 1.2, n)
     c = (s - 1) / 2.0
     for i in range(n):
         m = cv2.getRotationMatrix2D((c, c), float(angle[i]), float(zoom[i]))
@@ -37,6 +47,8 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
                              borderValue=(int(fill[i]),) * 3)
         if img.ndim == 2:
             img = img[..., None]
+        if img.shape[-1] == 3 and look[i] < grey + infrared:
+            img = as_grey(img) if look[i] < grey else infrared_like(img, float(gamma[i]))
         if blur[i]:
             img = cv2.GaussianBlur(img, (3, 3), 0).reshape(img.shape)
         if do_flip[i]:
@@ -45,3 +57,17 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
     poses[do_flip, 0] *= -1  # yaw
     poses[do_flip, 2] *= -1  # roll
     return out, poses
+
+
+def as_grey(img: np.ndarray) -> np.ndarray:
+    """A BGR crop as a grey picture in three channels (what a grey camera gives after BGR conversion)."""
+    return np.repeat(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2)
+
+
+def infrared_like(img: np.ndarray, gamma: float) -> np.ndarray:
+    """A BGR crop as a near-infrared-like grey picture: the red channel, gamma-curved, contrast flattened
+    towards its mean (three equal channels)."""
+    red = img[..., 2].astype(np.float32) / 255.0
+    red = red**gamma
+    red = 0.75 * red + 0.25 * float(red.mean())
+    return np.repeat(np.clip(red * 255.0 + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)

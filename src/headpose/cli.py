@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, choices=(1, 3))
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--workers", type=int, help="threads for the input pipeline")
+    t.add_argument("--grey", type=float, help="augmentation: fraction of crops made grey (default 0)")
+    t.add_argument("--infrared", type=float, help="augmentation: fraction made near-infrared-like (default 0)")
     t.add_argument("--init", help="start from the weights of this model (.keras or legacy .h5): fine-tuning")
     t.add_argument("--precision", choices=("float32", "bfloat16"),
                    help="float32 (default) or bfloat16: conv streams in mixed bfloat16, faster on CPUs with "
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- prepare -------------------------------------------------------------------------------------------
     q = sub.add_parser("prepare", help="pack a dataset in its original layout into .npz")
-    q.add_argument("format", choices=("300wlp", "aflw2000", "biwi", "folder"))
+    q.add_argument("format", choices=("300wlp", "aflw2000", "aflw-wild", "biwi", "folder"))
     q.add_argument("--src", required=True)
     q.add_argument("--out", required=True, help="OUT.npz (with --split: OUT_train.npz and OUT_test.npz)")
     q.add_argument("--size", type=int, default=64)
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", type=float, default=None, help="train fraction, split by sequence / identity")
     q.add_argument("--holdout", type=lambda t: [g for g in t.split(",") if g], default=None, metavar="G1,G2",
                    help="name the held-out sequences / identities instead of drawing them (writes _train/_test)")
+    q.add_argument("--groups", type=lambda t: [g for g in t.split(",") if g], default=None, metavar="G1,G2",
+                   help="pack only these sequences / identities / parts (e.g. BIWI 02,14)")
     q.add_argument("--seed", type=int, default=0)
 
     # --- data show -----------------------------------------------------------------------------------------
@@ -115,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PNG")
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
+    h = ds.add_parser("halves", help="split a set into two fixed halves (even / odd rows): select on one, "
+                                      "report both")
+    h.add_argument("npz")
+    h.add_argument("--out", nargs=2, metavar=("A.npz", "B.npz"), help="default: NAME_a.npz NAME_b.npz beside it")
 
     # --- synth ---------------------------------------------------------------------------------------------
     sy = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
@@ -173,7 +181,11 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.data.prepare import prepare
 
         return 0 if prepare(a.format, a.src, a.out, size=a.size, margin=a.margin, workers=a.workers,
-                            split=a.split, seed=a.seed, test_groups=a.holdout) else 1
+                            split=a.split, seed=a.seed, test_groups=a.holdout, groups=a.groups) else 1
+    elif cmd == "data" and a.data_command == "halves":
+        from headpose.data.npz import halves
+
+        halves(a.npz, *(a.out or ()))
     elif cmd == "data":
         from headpose.data.show import show
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.npz import angle_filter, load_npz
+from headpose.data.npz import angle_filter, load_npz, nan_mae
 from headpose.runtime import open_model, prepare_input
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -30,8 +30,11 @@ def predict_npz(runner, path, batch_size: int = 64) -> tuple[np.ndarray, np.ndar
 
 
 def mae_table(pred: np.ndarray, true: np.ndarray) -> dict:
-    err = np.abs(pred - true).mean(axis=0) if len(true) else np.full(3, np.nan)
-    return {"n": int(len(true)), **{k: float(v) for k, v in zip(ANGLES, err)}, "mean": float(np.mean(err))}
+    """N and MAE per angle; an angle that is unknown (NaN) in some samples is scored on the others, and
+    ``mean`` is over the angles known anywhere (yaw alone for a yaw-only set)."""
+    err = nan_mae(pred, true) if len(true) else np.full(3, np.nan)
+    mean = float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+    return {"n": int(len(true)), **{k: float(v) for k, v in zip(ANGLES, err)}, "mean": mean}
 
 
 def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False) -> dict:
@@ -82,9 +85,10 @@ def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):
         centres = (edges[:-1] + edges[1:]) / 2
         which = np.digitize(yaw, edges) - 1
         for j, k in enumerate(ANGLES):
-            m = [err[which == b, j].mean() if (which == b).any() else np.nan for b in range(len(centres))]
+            m = [np.nanmean(err[which == b, j]) if np.isfinite(err[which == b, j]).any() else np.nan
+                 for b in range(len(centres))]
             ax.plot(centres, m, marker="o", ms=3, label=k)
-        ax.scatter(yaw, err.mean(axis=1), s=2, alpha=0.15, color="gray", label="per sample (mean)")
+        ax.scatter(yaw, np.nanmean(err, axis=1), s=2, alpha=0.15, color="gray", label="per sample (mean)")
         ax.set_title(Path(name).name)
         ax.set_xlabel("true yaw (degrees)")
         ax.set_ylabel("absolute error (degrees)")

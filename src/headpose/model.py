@@ -58,6 +58,17 @@ class SSRFusion(layers.Layer):
         return {**super().get_config(), "stage_num": list(self.stage_num), "lambda_d": self.lambda_d, "v": self.v}
 
 
+@keras.saving.register_keras_serializable(package="headpose")
+def masked_mae(y_true, y_pred):
+    """Mean absolute error over the known angles only: NaN in ``y_true`` marks an unknown angle (e.g. pitch
+    and roll of an ``aflw_wild`` face near profile) and adds nothing to the loss or its gradient. With no NaN
+    it equals Keras' ``"mae"``."""
+    known = ops.logical_not(ops.isnan(y_true))
+    err = ops.where(known, ops.abs(y_pred - ops.where(known, y_true, 0.0)), 0.0)
+    per_sample = ops.sum(err, axis=-1) / ops.maximum(ops.sum(ops.cast(known, err.dtype), axis=-1), 1.0)
+    return per_sample
+
+
 def _scaled(channels: int, width: float) -> int:
     """``channels`` × ``width`` in a multiple of 4 (at least 4)."""
     return max(4, int(round(channels * width / 4)) * 4)

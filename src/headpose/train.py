@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.npz import angle_filter, load_npz
+from headpose.data.npz import angle_filter, load_npz, nan_mae
 from headpose.errors import HeadposeError
 
 
@@ -51,6 +51,8 @@ class TrainConfig:
     init: str | None = None  # start from this model's weights (.keras or legacy .h5): fine-tuning
     precision: str = "float32"  # or "bfloat16": conv streams in mixed bfloat16 (faster on CPUs with bf16 units)
     width: float = 1.0  # channel multiplier of the conv streams and stage heads (1.0: the original SSR-Net-MT)
+    grey: float = 0.0  # augmentation: fraction of crops turned grey (luminance in all three channels)
+    infrared: float = 0.0  # augmentation: fraction turned near-infrared-like (red channel, gamma, flat contrast)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -148,7 +150,7 @@ def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             x, y = data.take(idx)
             if train and cfg.augment:
                 rng = np.random.default_rng((cfg.seed, self.epoch, i))
-                x, y = augment_batch(x, y, rng, rotate=cfg.rotate)
+                x, y = augment_batch(x, y, rng, rotate=cfg.rotate, grey=cfg.grey, infrared=cfg.infrared)
             return prepare_input(x, cfg.channels, size), y
 
         def on_epoch_end(self):
@@ -221,7 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from headpose.model import build_model, dtype_policy, model_width, to_float32
+    from headpose.model import build_model, dtype_policy, masked_mae, model_width, to_float32
 
     dtype_policy(cfg.precision)  # an unknown --precision fails before any data is read
     out = Path(cfg.out)
@@ -275,7 +277,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 raise HeadposeError(f"{cfg.init}: {why}")
             model.set_weights(src.get_weights())
             print(f"starting from the weights of {cfg.init}")
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mae", metrics=["mae"], jit_compile=False)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=masked_mae, jit_compile=False)
 
     fuse_batchnorm(keras, model)
     twin = to_float32(model)  # best.keras is float32 whatever the training precision
@@ -301,7 +303,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             dt = time.perf_counter() - self.t0
             n_seen = len(train_seq) * train_seq.bs
             pred = self.model.predict(val_seq, verbose=0)
-            mae = np.abs(pred - y_val).mean(axis=0)
+            mae = nan_mae(pred, y_val)
             rate = n_seen / dt
             row = {"epoch": epoch + 1, "lr": lr_at(epoch), "loss": logs["loss"], "val_mae": float(mae.mean()),
                    "val_yaw": float(mae[0]), "val_pitch": float(mae[1]), "val_roll": float(mae[2]),
@@ -355,7 +357,7 @@ def train_from_args(a) -> Path:
     flags = {"data": a.data, "val": a.val, "val_split": a.val_split, "out": a.out, "epochs": a.epochs,
              "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "size": a.size, "channels": a.channels,
              "augment": a.augment, "workers": a.workers, "init": a.init, "precision": a.precision,
-             "width": a.width}
+             "width": a.width, "grey": a.grey, "infrared": a.infrared}
     d.update({k: v for k, v in flags.items() if v is not None})
     if not d.get("data"):
         raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")

@@ -1,6 +1,8 @@
 """The packed dataset format shared with FSA-Net and the original project.
 
 Keys: ``image`` uint8 N×S×S×3 (BGR), ``pose`` float32 N×3 [yaw, pitch, roll] in degrees, ``img_size`` (S).
+NaN in ``pose`` marks an angle that is not known (``aflw_wild``'s pitch and roll near profile): training leaves
+it out of the loss and evaluation out of the score.
 Writes are atomic (temp file + rename); reads validate and raise ``HeadposeError`` naming the file.
 """
 
@@ -79,10 +81,11 @@ def load_npz(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np
         raise HeadposeError(f"{path}: 'pose' must be N×3 [yaw, pitch, roll], got shape {pose.shape}")
     if pose.shape[0] != image.shape[0]:
         raise HeadposeError(f"{path}: {image.shape[0]} images but {pose.shape[0]} poses")
-    bad = ~np.isfinite(pose).all(axis=1)
+    bad = np.isinf(pose).any(axis=1) | np.isnan(pose).all(axis=1)
     if bad.any():
         first = int(np.argmax(bad))
-        raise HeadposeError(f"{path}: {int(bad.sum())} poses are NaN or infinite (first at index {first})")
+        raise HeadposeError(f"{path}: {int(bad.sum())} poses are infinite or have no known angle "
+                            f"(first at index {first}); NaN marks an unknown angle, at most two per pose")
     return image, pose
 
 
@@ -107,5 +110,34 @@ def _mmap_member(path: Path, member: str) -> np.ndarray | None:
 
 
 def angle_filter(pose: np.ndarray, limit: float = ANGLE_LIMIT) -> np.ndarray:
-    """Boolean mask of samples whose three angles are all within ±limit (the original's rule)."""
-    return (np.abs(pose) <= limit).all(axis=1)
+    """Boolean mask of samples whose known angles are all within ±limit (the original's rule) and that have
+    at least one known angle. An unknown angle is NaN (e.g. pitch and roll of ``aflw_wild`` faces near
+    profile): it is neither trained on nor scored."""
+    pose = np.asarray(pose)
+    known = ~np.isnan(pose)
+    return (np.where(known, np.abs(pose), 0.0) <= limit).all(axis=1) & known.any(axis=1)
+
+
+def nan_mae(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Mean absolute error per angle (3 values) over the samples where that angle is known (not NaN); NaN for
+    an angle known nowhere."""
+    err = np.abs(np.asarray(pred, np.float64) - np.asarray(true, np.float64))
+    known = ~np.isnan(err)
+    n = known.sum(axis=0)
+    total = np.where(known, err, 0.0).sum(axis=0)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def halves(path: str | os.PathLike, out_a: str | os.PathLike | None = None,
+           out_b: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Split a set into its even and odd rows (``NAME_a.npz``, ``NAME_b.npz`` by default): two fixed halves,
+    one to choose checkpoints and settings on, both to report."""
+    path = Path(path)
+    image, pose = load_npz(path, mmap=False)
+    base = path.with_suffix("")
+    outs = (Path(out_a) if out_a else base.with_name(f"{base.name}_a.npz"),
+            Path(out_b) if out_b else base.with_name(f"{base.name}_b.npz"))
+    for k, out in enumerate(outs):
+        save_npz(out, image[k::2], pose[k::2])
+        print(f"{out}: {len(pose[k::2])} of {len(pose)} rows ({'even' if k == 0 else 'odd'})")
+    return outs

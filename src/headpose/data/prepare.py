@@ -1,6 +1,7 @@
 """``headpose prepare FORMAT --src DIR --out OUT.npz``: pack a dataset in its original layout into ``.npz``.
 
-Formats and their readers: ``300wlp`` / ``aflw2000`` (:mod:`headpose.data.mat`), ``biwi``
+Formats and their readers: ``300wlp`` / ``aflw2000`` (:mod:`headpose.data.mat`), ``aflw-wild``
+(:mod:`headpose.data.aflw_wild`: yaw labels, pitch and roll derived from landmarks, NaN where unknown), ``biwi``
 (:mod:`headpose.data.biwi`), ``folder`` (:mod:`headpose.data.folder`).
 
 Images are loaded, cropped and labelled in worker processes (all CPU cores by default) with a progress bar.
@@ -28,7 +29,7 @@ from headpose.data.items import Item, Skip
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, atomic_path, save_npz
 from headpose.errors import HeadposeError
 
-READERS = {"300wlp": "mat", "aflw2000": "mat", "biwi": "biwi", "folder": "folder"}
+READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder"}
 ERROR = "unexpected error"
 
 
@@ -136,13 +137,14 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, workers: int | None = None,
-            split: float | None = None, seed: int = 0, test_groups: list[str] | None = None) -> bool:
+            split: float | None = None, seed: int = 0, test_groups: list[str] | None = None,
+            groups: list[str] | None = None) -> bool:
     """Pack dataset ``src`` (layout ``fmt``) into ``out``; True if at least one crop was packed.
 
     ``margin``: crop margin (default 0.6 for the landmark boxes of 300W-LP / AFLW2000, 0.4 for detector
     crops). ``workers``: processes (default: all cores). ``split``: train fraction of the sequences /
     identities, written to ``OUT_train.npz`` and ``OUT_test.npz``; ``test_groups`` (Python API) names the
-    held-out groups instead of drawing them.
+    held-out groups instead of drawing them. ``groups``: pack only these groups.
     """
     t0 = time.perf_counter()
     reader = _reader(fmt)
@@ -160,6 +162,12 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     items = reader.find(src)
     if not items:
         raise HeadposeError(f"{src}: no images found for format '{fmt}'")
+    if groups is not None:
+        known = {it.group for it in items}
+        missing = sorted(set(groups) - known)
+        if missing:
+            raise HeadposeError(f"{src}: groups not found: {', '.join(missing)} (has: {', '.join(sorted(known))})")
+        items = [it for it in items if it.group in set(groups)]
     train_groups = test_set = None
     if test_groups is not None:
         known = {it.group for it in items}
@@ -203,7 +211,8 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     lines = [
         f"headpose prepare {fmt} --src {src} --out {out} --size {size}"
         + (f" --margin {margin}" if margin is not None else "")
-        + (f" --split {split} --seed {seed}" if split is not None else ""),
+        + (f" --split {split} --seed {seed}" if split is not None else "")
+        + (f" --groups {','.join(groups)}" if groups is not None else ""),
         f"images: {len(items)}",
         f"packed: {n_ok}",
         f"skipped: {len(skips)}",
@@ -224,6 +233,9 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
               + f": train {len(train_groups)} [{' '.join(train_groups)}] {n_tr} crops; "
               f"test {len(test_set)} [{' '.join(test_set)}] {n_te} crops")
     if n_ok:
+        unknown = int(np.isnan(poses[ok]).any(axis=1).sum())
+        if unknown:
+            print(f"note: {unknown} samples have an unknown angle (NaN: not trained on, not scored)")
         beyond = int((~angle_filter(poses[ok])).sum())
         if beyond:
             print(f"note: {beyond} samples have an angle beyond ±{ANGLE_LIMIT:g}° (kept; npz.angle_filter drops them)")

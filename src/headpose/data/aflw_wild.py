@@ -1,0 +1,60 @@
+"""``aflw_wild``: AFLW in-the-wild face crops listed in ``labels.csv`` (``file``, ``yaw``, ``x1..x21``,
+``y1..y21``: AFLW's 21 landmarks in crop pixels, -1 where not visible).
+
+Yaw is AFLW's label (the project's convention). Pitch and roll are derived from the landmarks at that yaw by
+:mod:`headpose.data.landmark_pose` (NaN, i.e. not trained on, beyond ±70° of yaw or with too few points).
+The crop is used as it is (its face box around the landmarks frames the face about as the AFLW2000 protocol
+crop does), resized to ``--size``; ``--margin`` is not used. Groups: the rows in 15 contiguous blocks of the
+file's order, ``p00`` … ``p14`` (``--holdout p14`` keeps one block of faces out; neighbouring AFLW numbers can
+be faces of one photo, so blocks rather than every 15th row).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from headpose.data.items import BAD_LABEL, Item, Skip, read_image, resize
+from headpose.errors import HeadposeError
+
+LABELS = "labels.csv"
+PARTS = 15
+COLUMNS = ["file", "yaw", *(f"x{i}" for i in range(1, 22)), *(f"y{i}" for i in range(1, 22))]
+
+
+def find(src: Path) -> list[Item]:
+    """One item per row of ``labels.csv``; the row's numbers travel as the item's label text."""
+    table = Path(src) / LABELS
+    if not table.exists():
+        raise HeadposeError(f"{table}: no such file (an aflw_wild folder holds labels.csv and crops/)")
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise HeadposeError(f"{table}: missing column(s) {', '.join(missing[:5])}"
+                                f"{' ...' if len(missing) > 5 else ''}")
+        rows = list(reader)
+    return [Item(str(Path(src) / row["file"]), ",".join(row[c] for c in COLUMNS[1:]), f"p{i * PARTS // len(rows):02d}")
+            for i, row in enumerate(rows)]
+
+
+def parse_label(text: str) -> tuple[float, np.ndarray]:
+    """(yaw, 21×2 points) from an item's label text; Skip if malformed."""
+    try:
+        v = np.array([float(x) for x in text.split(",")], np.float64)
+    except ValueError:
+        raise Skip(BAD_LABEL, f"not numbers: {text[:60]!r}") from None
+    if v.size != 43 or not math.isfinite(v[0]) or abs(v[0]) > 180:
+        raise Skip(BAD_LABEL, f"expected yaw and 42 coordinates, got {v.size} values (yaw {v[0] if v.size else None})")
+    return float(v[0]), np.stack([v[1:22], v[22:43]], axis=1)
+
+
+def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+    from headpose.data.landmark_pose import label
+
+    yaw, points = parse_label(item.label)
+    image = read_image(item.image)
+    return resize(image, size), label(points, yaw)
