@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     # --- evaluate ------------------------------------------------------------------------------------------
     e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")
     e.add_argument("--model", required=True, help=".keras, .h5, .tflite or .onnx, or a bundled model: " + BUNDLED_HELP)
-    e.add_argument("--data", nargs="+", required=True, help="test .npz files")
+    e.add_argument("--data", nargs="+", help="test .npz files")
+    e.add_argument("--photos", help="end to end: a folder of photos with .mat labels (AFLW2000 layout), through the "
+                                    "face detector as predict runs it; reports faces missed per yaw bin")
+    e.add_argument("--half", choices=("a", "b"), help="with --photos: the even (a) or odd (b) photos in name order")
+    e.add_argument("--margin", type=float, help="with --photos: crop margin (default: the model card's)")
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("--plot", help="PNG: absolute error against true yaw")
     e.add_argument("--batch-size", type=int, default=64)
@@ -159,7 +163,15 @@ def dispatch(a: argparse.Namespace) -> int:
     elif cmd == "evaluate":
         from headpose.evaluate import evaluate
 
-        evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size)
+        if not a.data and not a.photos:
+            raise HeadposeError("give test sets (--data A.npz ...) and/or labelled photos (--photos DIR)")
+        if a.data:
+            evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size)
+        if a.photos:
+            from headpose.evaluate import evaluate_photos
+
+            evaluate_photos(a.model, a.photos, half=a.half, margin=a.margin,
+                            json_out=None if a.data else a.json)
     elif cmd == "export":
         from headpose.export import export
 

@@ -14,6 +14,12 @@ Two models:
 Any image size is letterboxed (padded to a centred square) to the model input and the boxes are mapped back
 to the original pixels.
 
+Fallback (on by default for ``"full"``): the full-range model misses faces that fill the picture, more so turned
+away (on AFLW2000's 450×450 close-ups it missed 6%: 31% of faces beyond 75° of yaw). When it finds nothing,
+the short-range model looks at the same image, and if that finds nothing either, the full-range model looks at
+the image zoomed out (padded by half its size on every side). An image with a face found on the first pass
+costs nothing more.
+
 Crops: :func:`crop_face` is the single function that turns a detector box into a network input, used by
 ``headpose prepare`` for detector-cropped datasets (BIWI frames, rendered folders) and by prediction, so
 training and inference crop alike. See its docstring for the rule and :data:`DEFAULT_MARGIN`.
@@ -128,9 +134,12 @@ class FaceDetector:
 
     ``model``: ``"full"`` (full range, default) or ``"short"`` (short range, faces close to the camera).
     ``min_score``: sigmoid score threshold (MediaPipe uses 0.5). ``threads``: LiteRT CPU threads.
+    ``fallback``: when a pass finds nothing, try the short-range model, then the image zoomed out (see the
+    module docstring); default on for ``"full"``. :meth:`detect_once` is one pass without it.
     """
 
-    def __init__(self, model: str = "full", min_score: float = 0.5, threads: int | None = None):
+    def __init__(self, model: str = "full", min_score: float = 0.5, threads: int | None = None,
+                 fallback: bool | None = None):
         if model not in _MODELS:
             raise HeadposeError(f"unknown face detector model {model!r} (expected one of: {', '.join(_MODELS)})")
         cfg = _MODELS[model]
@@ -143,6 +152,9 @@ class FaceDetector:
 
         self.model = model
         self.min_score = float(min_score)
+        self.threads = threads
+        self.fallback = (model == "full") if fallback is None else bool(fallback)
+        self._short: FaceDetector | None = None
         self.size = int(cfg["size"])
         self.interp = load_litert(path, threads)
         self.interp.allocate_tensors()
@@ -176,7 +188,30 @@ class FaceDetector:
                                                                                           np.float32)
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
-        """Faces in a BGR image (uint8 H×W×3; grayscale and BGRA are converted), best score first."""
+        """Faces in a BGR image (uint8 H×W×3; grayscale and BGRA are converted), best score first; with
+        ``fallback``, further passes when the first finds nothing."""
+        image_bgr = as_bgr(image_bgr)
+        faces = self.detect_once(image_bgr)
+        if faces or not self.fallback:
+            return faces
+        if self._short is None:
+            self._short = FaceDetector("short", min_score=self.min_score, threads=self.threads, fallback=False)
+        faces = self._short.detect_once(image_bgr)
+        if faces:
+            return faces
+        h, w = image_bgr.shape[:2]
+        pad = max(h, w) // 2
+        zoomed = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        out = []
+        for f in self.detect_once(zoomed):
+            x0, y0, x1, y1 = (v - pad for v in f.box)
+            b = (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
+            if b[2] > b[0] and b[3] > b[1]:
+                out.append(Face(box=b, score=f.score, keypoints=f.keypoints - pad))
+        return out
+
+    def detect_once(self, image_bgr: np.ndarray) -> list[Face]:
+        """One pass of this model over a BGR image, best score first (no fallback)."""
         image_bgr = as_bgr(image_bgr)
         x, side, offset = self._letterbox(image_bgr)
         self.interp.set_tensor(self._in, x)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.npz import angle_filter, load_npz, nan_mae
+from headpose.data.npz import ANGLE_LIMIT, angle_filter, load_npz, nan_mae
+from headpose.errors import HeadposeError
 from headpose.runtime import open_model, prepare_input
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -53,6 +54,69 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
     if plot:
         plot_error_vs_yaw(curves, Path(plot))
     return results
+
+
+YAW_BINS = ((0, 30), (30, 60), (60, 75), (75, 99))
+
+
+def evaluate_photos(model, src, half: str | None = None, margin: float | None = None, detector: str = "full",
+                    quiet: bool = False, json_out=None) -> dict:
+    """End to end on labelled photos (AFLW2000 / 300W-LP layout: ``NAME.jpg`` + ``NAME.mat``): the detector,
+    the crop and the pose model as :class:`headpose.HeadPoseEstimator` runs them on the whole photo.
+
+    The face scored is the best-scoring detection whose box holds the centre of the labelled landmarks; a photo
+    with none counts as missed. Photos with any angle beyond ±99° are left out (the protocol's filter).
+    ``half``: ``"a"`` / ``"b"``, the even / odd photos in name order (as ``headpose data halves``). Returns
+    ``{"n", "found", "yaw", "pitch", "roll", "mean", "missed_by_yaw": {"0-30": [missed, n], ...}}``.
+    """
+    from tqdm import tqdm
+
+    from headpose import HeadPoseEstimator
+    from headpose.data.items import Skip, read_image
+    from headpose.data.mat import find, landmark_box, read_mat
+
+    items = [it for it in find(Path(src)) if it.label]
+    if half is not None:
+        if half not in ("a", "b"):
+            raise HeadposeError(f"--half {half!r}: expected a or b")
+        items = items[("a", "b").index(half)::2]
+    if not items:
+        raise HeadposeError(f"{src}: no image with a .mat beside it")
+    est = HeadPoseEstimator(model, detector=detector, margin=margin)
+    pred, true, found, skipped = [], [], [], 0
+    for it in tqdm(items, desc="evaluate photos", unit="img", disable=quiet, mininterval=0.5):
+        try:
+            pose, pt2d = read_mat(it.label)
+            x0, y0, x1, y1 = landmark_box(pt2d)
+            image = read_image(it.image)
+        except Skip:
+            skipped += 1
+            continue
+        if np.abs(pose).max() > ANGLE_LIMIT:
+            continue
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        hits = [f for f in est.predict(image) if f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3]]
+        true.append(pose)
+        found.append(bool(hits))
+        pred.append(max(hits, key=lambda f: f.score).angles if hits else (np.nan,) * 3)
+    pred, true, found = np.array(pred, np.float32), np.array(true, np.float32), np.array(found)
+    res = mae_table(pred[found], true[found])
+    res["found"] = int(found.sum())
+    res["n"] = int(len(found))
+    ay = np.abs(true[:, 0])
+    res["missed_by_yaw"] = {f"{lo}-{hi}": [int((~found & (ay >= lo) & (ay < hi + (hi == 99))).sum()),
+                                           int(((ay >= lo) & (ay < hi + (hi == 99))).sum())] for lo, hi in YAW_BINS}
+    if skipped:
+        res["skipped"] = skipped
+    if not quiet:
+        miss = ", ".join(f"{k}°: {m}/{n}" for k, (m, n) in res["missed_by_yaw"].items())
+        print(f"{model} on {src}{f' (half {half})' if half else ''}: {res['n']} photos, faces found "
+              f"{res['found']} ({100 * res['found'] / max(res['n'], 1):.1f}%); MAE yaw {res['yaw']:.2f}, pitch "
+              f"{res['pitch']:.2f}, roll {res['roll']:.2f}, mean {res['mean']:.2f} (found faces); "
+              f"missed by |yaw| {miss}")
+    if json_out:
+        _write_atomic(Path(json_out), json.dumps(res, indent=2))
+    return res
 
 
 def format_table(results: dict, title: str | None = None) -> str:

@@ -85,7 +85,7 @@ def detect_crop(image: np.ndarray, margin: float, size: int) -> np.ndarray:
     for model in ("full", "short"):
         det = _DETECTORS.get(model)
         if det is None:
-            det = _DETECTORS[model] = FaceDetector(model, threads=1)
+            det = _DETECTORS[model] = FaceDetector(model, threads=1, fallback=False)
         faces = det.detect(image)
         if faces:
             return crop_face(image, faces[0].box, margin, size)

@@ -218,7 +218,7 @@ class _Worker:
         from headpose.synth.landmarks import FaceLandmarker
 
         self.short = FaceDetector("short", 0.5, threads=1)
-        self.full = FaceDetector("full", 0.5, threads=1)
+        self.full = FaceDetector("full", 0.5, threads=1, fallback=False)
         self.landmarker = FaceLandmarker(threads=1)
 
     def detect(self, img: np.ndarray):
