@@ -3,10 +3,13 @@
 
 Yaw is AFLW's label (the project's convention). Pitch and roll are derived from the landmarks at that yaw by
 :mod:`headpose.data.landmark_pose` (NaN, i.e. not trained on, beyond ±70° of yaw or with too few points).
-The crop is used as it is (its face box around the landmarks frames the face about as the AFLW2000 protocol
-crop does), resized to ``--size``; ``--margin`` is not used. Groups: the rows in 15 contiguous blocks of the
-file's order, ``p00`` … ``p14`` (``--holdout p14`` keeps one block of faces out; neighbouring AFLW numbers can
-be faces of one photo, so blocks rather than every 15th row).
+The crop is the AFLW2000 protocol's (:mod:`headpose.data.mat`): the box of the visible landmarks widened by
+``--margin`` (default 0.6, FSA-Net's) × its width left and right and × its height top and bottom. The 120×120
+crops are tighter than that (the landmark box is about 1.6× smaller than the crop, against 2.2× in the
+protocol), so the part of the widened box beyond the crop is filled with black, as
+:func:`headpose.detect.crop_face` fills a face at the image border; ``--margin 0`` keeps the crops as they are.
+Groups: the rows in 15 contiguous blocks of the file's order, ``p00`` … ``p14`` (``--holdout p14`` keeps one
+block of faces out; neighbouring AFLW numbers can be faces of one photo, so blocks rather than every 15th row).
 """
 
 from __future__ import annotations
@@ -53,8 +56,29 @@ def parse_label(text: str) -> tuple[float, np.ndarray]:
 
 
 def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
-    from headpose.data.landmark_pose import label
+    from headpose.data.landmark_pose import label, visible
+    from headpose.data.mat import DEFAULT_MARGIN
 
     yaw, points = parse_label(item.label)
     image = read_image(item.image)
+    margin = DEFAULT_MARGIN if margin is None else float(margin)
+    v = visible(points)
+    if margin > 0 and v.sum() >= 2:
+        image = protocol_crop(image, points[v], margin)
     return resize(image, size), label(points, yaw)
+
+
+def protocol_crop(image: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:
+    """The landmark box of ``points`` (K×2 pixels) widened by ``margin`` × its width / height on each side,
+    black where it leaves ``image`` (never clipped, so the face keeps the protocol's scale)."""
+    import cv2
+
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    w, h = x1 - x0, y1 - y0
+    X0, Y0, X1, Y1 = (round(x0 - margin * w), round(y0 - margin * h), round(x1 + margin * w), round(y1 + margin * h))
+    ih, iw = image.shape[:2]
+    cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, iw), min(Y1, ih)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return image
+    patch = image[cy0:cy1, cx0:cx1]
+    return cv2.copyMakeBorder(patch, cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1, cv2.BORDER_CONSTANT, value=0)
