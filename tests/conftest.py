@@ -1,10 +1,18 @@
-"""Shared test fixtures: real data from ../shared, read in place (never copied into the repo)."""
+"""Shared test fixtures: real data from ../shared, read in place (never copied into the repo).
+
+Everything a test writes lives under pytest's tmp paths: no test reads git-ignored ``runs/`` folders or a model
+cached in the system temp folder by an earlier run.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,11 +21,22 @@ DATA = SHARED / "data"
 PEERS = SHARED / "peers"
 SEED_H5 = PEERS / "seed_head_pose_v2.h5"
 SEED_TFLITE = PEERS / "seed_head_pose_v2_fp32.tflite"
+BIWI_FRAMES = DATA / "biwi_frames" / "01"
+AFLW2000 = DATA / "aflw2000"
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    # TensorFlow's thread pools get the sizes `headpose train` asks for (tfkernels.set_stream_threads) whichever
+    # test starts TensorFlow first: the variables are read when TensorFlow starts, so in-process training does not
+    # depend on the order the tests run in.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, _cpus() // 2)))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2" if _cpus() >= 2 else "1")
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +56,58 @@ def link_biwi(root: Path, seqs, every: int) -> Path:
     return root
 
 
+def link_aflw(root: Path, names) -> Path:
+    """A folder of symlinks to the named AFLW2000 images and their .mat labels (a small slice, read in place)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for ext in (".jpg", ".mat"):
+            (root / f"{name}{ext}").symlink_to(AFLW2000 / f"{name}{ext}")
+    return root
+
+
+def aflw_pose(name: str) -> np.ndarray:
+    """[yaw, pitch, roll] degrees of an AFLW2000 image, straight from its .mat (Pose_Para = pitch, yaw, roll)."""
+    import scipy.io
+
+    return np.degrees(scipy.io.loadmat(AFLW2000 / f"{name}.mat")["Pose_Para"][0, [1, 0, 2]])
+
+
+def biwi_frames() -> tuple[list[Path], list[np.ndarray], np.ndarray]:
+    """The 10 full BIWI frames: files, BGR images, converted labels."""
+    import cv2
+
+    from headpose.data.labels import read_biwi_bin
+
+    files = sorted(BIWI_FRAMES.glob("frame_*_rgb.png"))
+    assert len(files) == 10, f"expected the 10 BIWI frames in {BIWI_FRAMES}"
+    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
+    return files, [cv2.imread(str(f)) for f in files], labels
+
+
+def json_rows(path: Path) -> list[dict]:
+    """The objects of a JSON Lines file."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def run_cli(*args, timeout: int = 300, **kw) -> subprocess.CompletedProcess:
+    """``python -m headpose ARGS`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "headpose", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def write_video(path: Path, images, fps: int = 10) -> Path:
+    """An .mp4 of the given BGR frames (all of one size)."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    for im in images:
+        writer.write(im)
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def biwi_npz(tmp_path_factory, shared_data) -> dict[str, Path]:
     """Small real BIWI packs, split by sequence: train (8 sequences, every 4th frame), val (04 and 11)."""
@@ -49,4 +120,24 @@ def biwi_npz(tmp_path_factory, shared_data) -> dict[str, Path]:
         src = link_biwi(base / f"src_{name}", seqs, every)
         assert prepare("biwi", src, base / f"{name}.npz", workers=2)
         out[name] = base / f"{name}.npz"
+    return out
+
+
+@pytest.fixture(scope="session")
+def pose_model(tmp_path_factory) -> Path:
+    """The pose model for tests that do not judge accuracy: the bundled one when this build has it, else a freshly
+    initialised SSR-Net-MT exported to TFLite under this session's tmp path (never a cache from another run)."""
+    from headpose.predict import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.exists():
+        return DEFAULT_MODEL
+    pytest.importorskip("keras", reason="no bundled model, and keras is needed to make a test model")
+    import keras
+
+    from headpose.export import to_tflite
+    from headpose.model import build_model
+
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("pose_model") / "random.tflite"
+    out.write_bytes(to_tflite(build_model(64, 3)))
     return out

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 from conftest import SEED_TFLITE
-from test_predict import pose_model_path
 
 from headpose.cli import main
 from headpose.predict import DEFAULT_MODEL
 
 
-def test_bench_quick_json(tmp_path, capsys):
+def test_bench_quick_json(pose_model, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--quick", "--json", str(out), "--model", str(pose_model_path()), "--peer", str(SEED_TFLITE)])
+    rc = main(["bench", "--quick", "--json", str(out), "--model", str(pose_model), "--peer", str(SEED_TFLITE)])
     assert rc == 0
     r = json.loads(out.read_text())
     for key in ("date", "machine", "load_before", "load_after", "targets", "pose", "peer", "end_to_end", "stages_ms",
@@ -23,7 +22,7 @@ def test_bench_quick_json(tmp_path, capsys):
     float_b1 = [p for p in r["pose"] if p["name"] == "litert float" and p["batch"] == 1]
     assert float_b1 and float_b1[0]["threads"] == 1 and float_b1[0]["per_s"] > 0 and "vs_peer" in float_b1[0]
     assert r["peer"]["file"] == str(SEED_TFLITE) and r["peer"]["per_s"] > 0
-    if pose_model_path() == DEFAULT_MODEL:  # the bundled lite models are timed beside the default one
+    if pose_model == DEFAULT_MODEL:  # the bundled lite models are timed beside the default one
         lite = {p["name"] for p in r["pose"] if p["name"].startswith("lite litert") and "vs_peer" in p}
         assert lite == {"lite litert float", "lite litert int8"}, r["pose"]
     assert {(e["detector"], e["workers"]) for e in r["end_to_end"]} == {("full", 1), ("full", 2), ("short", 1),

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
-from conftest import DATA, SEED_TFLITE
+from conftest import DATA, SEED_TFLITE, link_aflw
 
 from headpose.cli import main
 from headpose.data.labels import biwi_euler_to_matrix
-from headpose.data.npz import load_npz
+from headpose.data.npz import angle_filter, load_npz
 from headpose.data.prepare import prepare, report_path, split_groups
 from headpose.data.show import TILE, sheet_shape
 
@@ -58,9 +58,14 @@ def _raw_bin_angles(src):
 
 # --- 300W-LP / AFLW2000 ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt, folder", [("aflw2000", "aflw2000"), ("300wlp", "300w_lp")])
-def test_mat_labels_equal_pose_para(tmp_path, fmt, folder, seed_model):
-    src = DATA / folder
+#: a slice of AFLW2000: frontal to 67° of yaw either way, and two beyond the ±99° filter (roll 99.5 and −100.9)
+AFLW_SLICE = ("image00002", "image00006", "image00050", "image00112", "image00211", "image00617", "image01486",
+              "image01642")
+
+
+@pytest.mark.parametrize("fmt", ["aflw2000", "300wlp"])
+def test_mat_labels_equal_pose_para(tmp_path, fmt, seed_model):
+    src = link_aflw(tmp_path / "src", AFLW_SLICE) if fmt == "aflw2000" else DATA / "300w_lp"
     out = tmp_path / f"{fmt}.npz"
     assert prepare(fmt, src, out, workers=1)
     images, pose = load_npz(out)
@@ -69,12 +74,15 @@ def test_mat_labels_equal_pose_para(tmp_path, fmt, folder, seed_model):
     expected = np.array([np.degrees(scipy.io.loadmat(m)["Pose_Para"][0, [1, 0, 2]]) for m in mats])
     np.testing.assert_allclose(pose, expected, atol=1e-4)
     if fmt == "aflw2000":
-        assert _mae(seed_model(images), pose) < 8.0
+        keep = angle_filter(pose)
+        assert keep.sum() == len(AFLW_SLICE) - 2  # packed as labelled; the filter is for training and scoring
+        err = np.abs(seed_model(images[keep]) - pose[keep]).mean(axis=0)
+        assert (err < 12).all(), err
 
 
 def test_landmark_crop_rule(tmp_path):
     """Crop = valid-pt2d box (coordinates ≤ 0 dropped) widened by the margin, clipped: check on one image."""
-    src = DATA / "aflw2000"
+    src = link_aflw(tmp_path / "src", ("image00050", "image00112"))
     out = tmp_path / "a.npz"
     assert prepare("aflw2000", src, out, size=64, margin=0.6, workers=1)
     img = cv2.imread(str(src / "image00050.jpg"))
@@ -85,20 +93,27 @@ def test_landmark_crop_rule(tmp_path):
     box = [max(round(x0 - 0.6 * w), 0), max(round(y0 - 0.6 * h), 0),
            min(round(x1 + 0.6 * w), img.shape[1]), min(round(y1 + 0.6 * h), img.shape[0])]
     ref = cv2.resize(img[box[1] : box[3], box[0] : box[2]], (64, 64), interpolation=cv2.INTER_AREA)
-    assert np.abs(load_npz(out)[0][0].astype(int) - ref).max() <= 1
+    images = load_npz(out)[0]
+    assert len(images) == 2  # packed in name order: image00050 first
+    assert np.abs(images[0].astype(int) - ref).max() <= 1
+    assert np.abs(images[1].astype(int) - ref).max() > 50
 
 
 # --- BIWI ---------------------------------------------------------------------------------------------------
 
 def test_biwi_crops_labels_are_converted(tmp_path, biwi_slice, seed_model):
-    """Fails if the three .bin angles were used directly: the seed agrees with the converted labels only."""
+    """Fails if the three .bin angles were used directly, or composed in another order, or one sign is wrong: the
+    seed agrees with the converted labels only, angle by angle (correct: about 2.5° each; roll's sign flipped:
+    18° of roll; Rx·Ry·Rz: 9° of roll)."""
     out = tmp_path / "biwi.npz"
     assert prepare("biwi", biwi_slice, out, workers=1)
     images, pose = load_npz(out)
     assert len(images) == len(list(biwi_slice.glob("*/*_rgb.jpg")))
     pred = seed_model(images)
     raw = _raw_bin_angles(biwi_slice)
-    assert _mae(pred, pose) < 8.0
+    err = np.abs(pred - pose).mean(axis=0)
+    assert (err < 5.0).all(), err
+    assert np.abs(pose).max(axis=0).min() > 40  # real, varied poses on every axis
     assert _mae(pred, raw) > 10.0
     assert _mae(pose, raw) > 5.0
 

@@ -1,64 +1,29 @@
 """Prediction on real frames, folders, videos; the JSON Lines report; the demo. No timing assertions.
 
-The pose model is the bundled one when the package has it; otherwise a model made here (the dev checkpoint
-``runs/dev/r2/best.keras`` exported to TFLite, or a freshly initialised SSR-Net-MT), cached in the temp folder.
-Tests about the JSON schema, skipping and outputs do not depend on how good the model is; the accuracy test
-runs only with the bundled model. The seed's files in ../shared/peers are never used as our model.
+The pose model is the bundled one when the package has it; otherwise a freshly initialised SSR-Net-MT made under
+the session's tmp path (conftest ``pose_model``). Tests about the JSON schema, skipping and outputs do not depend
+on how good the model is; the accuracy test runs only with the bundled model. The seed's files in ../shared/peers
+are never used as our model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from conftest import BIWI_FRAMES, json_rows, write_video
 
 from headpose.data.labels import read_biwi_bin
 from headpose.errors import HeadposeError
 from headpose.predict import DEFAULT_MODEL, FacePose, HeadPoseEstimator, demo, predict_source
 
-FRAMES = DATA / "biwi_frames" / "01"
+FRAMES = BIWI_FRAMES
 KEYS = {"source", "frame", "box", "score", "yaw", "pitch", "roll"}
-
-
-def pose_model_path() -> Path:
-    if DEFAULT_MODEL.exists():
-        return DEFAULT_MODEL
-    src = ROOT / "runs" / "dev" / "r2" / "best.keras"
-    tag = f"{src.stat().st_size}-{src.stat().st_mtime_ns}" if src.exists() else "random"
-    out = Path(tempfile.gettempdir()) / f"headpose-test-model-{tag}.tflite"
-    if out.exists():
-        return out
-    pytest.importorskip("keras", reason="no bundled model yet, and keras is needed to make a test model")
-    from headpose.export import to_tflite
-
-    if src.exists():
-        from headpose.model import load_model
-
-        model = load_model(src)
-    else:
-        import keras
-
-        from headpose.model import build_model
-
-        keras.utils.set_random_seed(0)
-        model = build_model(64, 3)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    tmp.write_bytes(to_tflite(model))
-    os.replace(tmp, out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def pose_model() -> Path:
-    return pose_model_path()
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +36,6 @@ def frames():
     files = sorted(FRAMES.glob("frame_*_rgb.png"))
     assert len(files) == 10, f"expected the 10 BIWI frames in {FRAMES}"
     return files, [cv2.imread(str(f)) for f in files]
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_one_face_per_biwi_frame(est, frames):
@@ -143,7 +104,7 @@ def test_folder_json_and_skips(est, frames, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "skipped 3" in printed.out and "broken.png" in printed.out and "bad.mp4" in printed.out
     assert "broken.png" in printed.err  # named as it happens
-    rows = _rows(report)
+    rows = json_rows(report)
     assert len(rows) == 5 and all(set(r) == KEYS for r in rows)
     for r in rows:
         assert r["frame"] == 0 and Path(r["source"]).parent in (src, src / "sub")
@@ -178,16 +139,11 @@ def test_single_image_prints_and_errors(est, frames, tmp_path, capsys):
 
 def test_video_frame_by_frame(est, frames, tmp_path):
     _, images = frames
-    video = tmp_path / "clip.mp4"
-    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
-    assert w.isOpened()
-    for im in images:
-        w.write(im)
-    w.release()
+    video = write_video(tmp_path / "clip.mp4", images)
     out, report = tmp_path / "out", tmp_path / "clip.jsonl"
     s = predict_source(video, estimator=est, out=out, json_out=report, quiet=True)
     assert (s["videos"], s["frames"], s["faces"]) == (1, 10, 10)
-    rows = _rows(report)
+    rows = json_rows(report)
     assert [r["frame"] for r in rows] == list(range(10))
     assert all(r["source"] == str(video) and set(r) == KEYS and r["yaw"] is not None for r in rows)
     cap = cv2.VideoCapture(str(out / "clip.mp4"))
@@ -220,7 +176,7 @@ def test_demo_writes_its_files(pose_model, tmp_path, capsys):
     assert [int((r["box"][0] + r["box"][2]) / 2 // 256) for r in rows] == [0, 1, 2]  # one face per panel
     for name in ("demo.jpg", "demo-input.jpg", "demo.jsonl"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
-    assert _rows(tmp_path / "demo" / "demo.jsonl") == rows
+    assert json_rows(tmp_path / "demo" / "demo.jsonl") == rows
     assert "yaw" in capsys.readouterr().out
 
 
@@ -238,7 +194,7 @@ def test_cli_predict_and_demo_without_tensorflow(pose_model, frames, tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert len(_rows(tmp_path / "r.jsonl")) == 1
+    assert len(json_rows(tmp_path / "r.jsonl")) == 1
     assert (tmp_path / "o" / files[0].name).exists() and (tmp_path / "d" / "demo.jpg").exists()
     r = subprocess.run([sys.executable, "-m", "headpose", "predict", str(tmp_path / "nope.png"), "--model",
                         str(pose_model)], capture_output=True, text=True, timeout=120)

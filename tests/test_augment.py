@@ -1,0 +1,103 @@
+"""Training augmentation (``augment.augment_batch``): what each transform does to the pixels and the labels.
+
+The geometric tests drive it with a scripted random source (every uniform draw at a chosen fraction of its range,
+every coin at a chosen value), so one transform at a time can be checked exactly against a reference made here;
+the last test runs it with its real random draws on real BIWI crops and asks the seed model (trained on 300W-LP,
+the label convention) whether the new labels describe the new pictures, angle by angle.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SEED_TFLITE
+
+from headpose.augment import augment_batch
+from headpose.data.labels import rotate_in_plane
+from headpose.data.npz import load_npz
+
+
+class ScriptedRng:
+    """Stands in for ``np.random.Generator``: ``uniform(lo, hi, size)`` gives ``lo + frac·(hi − lo)`` and
+    ``random(size)`` gives ``coin`` everywhere. frac 0.5 = no zoom, shift, rotation, contrast or brightness change;
+    coin 0.3 = every 'half of the time' choice taken (flip, rotation, black fill), blur (15%) not."""
+
+    def __init__(self, frac: float = 0.5, coin: float = 0.3):
+        self.frac, self.coin = frac, coin
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        low, high = np.asarray(low, float), np.asarray(high, float)
+        return np.broadcast_to(low + self.frac * (high - low), np.broadcast_shapes(np.shape(low), size or ())).copy()
+
+    def random(self, size=None):
+        return np.full(size, self.coin)
+
+
+@pytest.fixture(scope="module")
+def crops(biwi_npz):
+    """16 real 64×64 BIWI crops and their labels (some turned well away from frontal)."""
+    img, pose = load_npz(biwi_npz["val"], mmap=False)
+    idx = np.argsort(-np.abs(pose).max(axis=1))[:16]
+    return img[idx].copy(), pose[idx].copy()
+
+
+def test_flip_mirrors_pixels_and_negates_yaw_and_roll(crops):
+    img, pose = crops
+    out, new = augment_batch(img, pose, ScriptedRng(coin=0.3), rotate=0.0)
+    np.testing.assert_array_equal(out, img[:, :, ::-1])
+    np.testing.assert_allclose(new, pose * [-1, 1, -1], atol=1e-6)
+    # the other side of the coin: no flip, nothing changes
+    out, new = augment_batch(img, pose, ScriptedRng(coin=0.7), rotate=0.0)
+    np.testing.assert_array_equal(out, img)
+    np.testing.assert_allclose(new, pose, atol=1e-6)
+    out, new = augment_batch(img, pose, ScriptedRng(coin=0.3), flip=False, rotate=0.0)
+    np.testing.assert_array_equal(out, img)
+
+
+@pytest.mark.parametrize("frac", [0.9, 0.1])  # +24° and −24° with rotate=30
+def test_rotation_label_is_the_applied_rotation(crops, frac):
+    """Pixels turn as cv2.getRotationMatrix2D(angle) turns them (with the scripted zoom, shift, contrast and
+    brightness), and the label is the head turned by that angle about the camera axis."""
+    img, pose = crops
+    rng = ScriptedRng(frac=frac, coin=0.3)  # turned, black fill, no blur (and flip=False)
+    out, new = augment_batch(img, pose, rng, flip=False, rotate=30.0)
+    angle = -30 + frac * 60
+    s = img.shape[1]
+    m = cv2.getRotationMatrix2D(((s - 1) / 2, (s - 1) / 2), angle, 0.8 + frac * 0.4)
+    m[:, 2] += (-0.1 + frac * 0.2) * s
+    for i in range(len(img)):
+        ref = cv2.warpAffine(img[i], m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=(0, 0, 0))
+        ref = cv2.convertScaleAbs(ref, alpha=0.7 + frac * 0.6, beta=-30 + frac * 60)
+        np.testing.assert_array_equal(out[i], ref)
+        np.testing.assert_allclose(new[i], rotate_in_plane(pose[i], angle), atol=1e-4)
+    # a frontal face turned counter-clockwise by a: roll −a
+    _, frontal = augment_batch(img[:1], np.zeros((1, 3), np.float32), rng, flip=False, rotate=30.0)
+    np.testing.assert_allclose(frontal[0], [0, 0, -angle], atol=1e-4)
+
+
+def test_inputs_are_not_modified(crops):
+    img, pose = crops
+    img0, pose0 = img.copy(), pose.copy()
+    for rng in (ScriptedRng(0.9, 0.3), np.random.default_rng(0)):
+        out, new = augment_batch(img, pose, rng, grey=0.3, infrared=0.3)
+        assert out is not img and new is not pose
+    np.testing.assert_array_equal(img, img0)
+    np.testing.assert_array_equal(pose, pose0)
+
+
+def test_augmented_labels_describe_the_augmented_crops(biwi_npz):
+    """Real random draws (about half the crops flipped, half turned up to ±30°) on real BIWI crops: the seed
+    model reads the new labels from the new pictures, each angle on its own (within 8°: about 5° with the right
+    labels, where a flip that kept roll or a turn labelled the wrong way round gives 14-20° of roll)."""
+    from headpose.runtime import open_model
+
+    img, pose = load_npz(biwi_npz["val"], mmap=False)
+    seed = open_model(SEED_TFLITE)
+    before = np.abs(seed(img) - pose).mean(axis=0)
+    out, new = augment_batch(img, pose, np.random.default_rng(3), rotate=30.0)
+    after = np.abs(seed(out) - new).mean(axis=0)
+    moved = np.abs(new - pose).mean(axis=0)
+    assert moved[0] > 5 and moved[2] > 8  # the labels did change: flips and turns happened
+    assert before.max() < 3 and (after < 8).all(), (before, after)
