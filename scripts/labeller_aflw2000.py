@@ -38,7 +38,8 @@ def main(src: str = "../shared/data/aflw2000") -> None:
         d = p[ok, 1:] - t[ok, 1:]
         e = np.abs(d)
         print(f"{name:>4}  {len(t):6d}  {ok.sum():8d}  {e[:, 0].mean():9.2f}  {e[:, 1].mean():8.2f}  "
-              f"{np.median(e[:, 0]):12.2f}  {np.median(e[:, 1]):11.2f}  {d[:, 0].mean():+10.2f}  {d[:, 1].mean():+9.2f}")
+              f"{np.median(e[:, 0]):12.2f}  {np.median(e[:, 1]):11.2f}  {d[:, 0].mean():+10.2f}  "
+              f"{d[:, 1].mean():+9.2f}")
 
 
 if __name__ == "__main__":

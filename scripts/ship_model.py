@@ -22,8 +22,10 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "headpose" / "weights"
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("model")
-    p.add_argument("--val", required=True, help="held-out validation .npz (also the int8 calibration set)")
+    p.add_argument("--val", required=True, help="BIWI held-out sequences .npz (the card's 'validation' row)")
     p.add_argument("--sequences", default="04,11,17,22")
+    p.add_argument("--calib", help="int8 calibration .npz (default: --val)")
+    p.add_argument("--selection", default="", help="what checkpoints and recipes were chosen on")
     p.add_argument("--margin", type=float, required=True, help="crop margin the training crops correspond to")
     p.add_argument("--also", nargs="*", default=[], help="more test sets to report")
     p.add_argument("--data", nargs="*", default=[], help="training data description")
@@ -41,7 +43,7 @@ def main(argv=None):
     model.save(WEIGHTS / f"{NAME}.keras")  # weights and architecture, no optimizer state
     exports = {}
     for fmt, fname in (("tflite", f"{NAME}.tflite"), ("tflite-int8", f"{NAME}_int8.tflite"), ("onnx", f"{NAME}.onnx")):
-        exports[fmt] = export(WEIGHTS / f"{NAME}.keras", fmt, WEIGHTS / fname, calib=a.val)
+        exports[fmt] = export(WEIGHTS / f"{NAME}.keras", fmt, WEIGHTS / fname, calib=a.calib or a.val)
     val = evaluate(WEIGHTS / f"{NAME}.tflite", [a.val], quiet=True)[a.val]
     also = evaluate(WEIGHTS / f"{NAME}.tflite", a.also, quiet=True) if a.also else {}
     card = {
@@ -52,13 +54,15 @@ def main(argv=None):
         "crop_margin": a.margin,
         "training_data": a.data,
         "commands": a.commands,
+        "selection": a.selection,
         "validation": {"sequences": a.sequences.split(","), "n": val["n"],
                        "mae": {k: round(val[k], 3) for k in ("yaw", "pitch", "roll", "mean")}},
         "other_tests": {Path(k).name: {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in r.items()}
                         for k, r in also.items()},
         "exports": {k: {"file": Path(v["path"]).name, "bytes": v["bytes"], "max_diff_vs_keras": round(v["max_diff"], 5),
                         "mean_diff_vs_keras": round(v["mean_diff"], 5)} for k, v in exports.items()},
-        "licence": "trained on research-only data (BIWI; renders of UTKFace photos): non-commercial research use",
+        "licence": "trained on research-only data (AFLW, BIWI; renders of UTKFace and AFLW photos): non-commercial "
+                   "research use",
         "note": a.note,
     }
     (WEIGHTS / f"{NAME}.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "face detector as predict runs it; reports faces missed per yaw bin")
     e.add_argument("--half", choices=("a", "b"), help="with --photos: the even (a) or odd (b) photos in name order")
     e.add_argument("--margin", type=float, help="with --photos: crop margin (default: the model card's)")
+    e.add_argument("--grey", action="store_true", help="with --data: score grey copies of the crops (a grey or "
+                                                        "near-infrared camera's view)")
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("--plot", help="PNG: absolute error against true yaw")
     e.add_argument("--batch-size", type=int, default=64)
@@ -166,7 +168,7 @@ def dispatch(a: argparse.Namespace) -> int:
         if not a.data and not a.photos:
             raise HeadposeError("give test sets (--data A.npz ...) and/or labelled photos (--photos DIR)")
         if a.data:
-            evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size)
+            evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size, grey=a.grey)
         if a.photos:
             from headpose.evaluate import evaluate_photos
 

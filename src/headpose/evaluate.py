@@ -19,13 +19,19 @@ from headpose.runtime import open_model, prepare_input
 ANGLES = ("yaw", "pitch", "roll")
 
 
-def predict_npz(runner, path, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, labels) of a model runner on an ``.npz`` after the ±99° filter, resized if needed."""
+def predict_npz(runner, path, batch_size: int = 64, grey: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, labels) of a model runner on an ``.npz`` after the ±99° filter, resized if needed.
+    ``grey``: score grey copies of the crops (luminance in all three channels, as a grey camera gives)."""
     images, poses = load_npz(path)
     keep = np.flatnonzero(angle_filter(poses))
     pred = np.empty((len(keep), 3), np.float32)
     for i in range(0, len(keep), 1024):
-        x = prepare_input(np.asarray(images[keep[i : i + 1024]]), runner.channels, runner.img_size)
+        x = np.asarray(images[keep[i : i + 1024]])
+        if grey and x.shape[-1] == 3:
+            from headpose.augment import as_grey
+
+            x = np.stack([as_grey(c) for c in x])
+        x = prepare_input(x, runner.channels, runner.img_size)
         pred[i : i + len(x)] = runner(x, batch_size=batch_size)
     return pred, poses[keep]
 
@@ -38,17 +44,19 @@ def mae_table(pred: np.ndarray, true: np.ndarray) -> dict:
     return {"n": int(len(true)), **{k: float(v) for k, v in zip(ANGLES, err)}, "mean": mean}
 
 
-def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False) -> dict:
+def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False,
+             grey: bool = False) -> dict:
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
-    ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``."""
+    ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops."""
     runner = open_model(model) if isinstance(model, (str, os.PathLike)) else model
     results, curves = {}, {}
     for path in data:
-        pred, true = predict_npz(runner, path, batch_size)
+        pred, true = predict_npz(runner, path, batch_size, grey=grey)
         results[str(path)] = mae_table(pred, true)
         curves[str(path)] = (true[:, 0], np.abs(pred - true))
     if not quiet:
-        print(format_table(results, title=f"{model}" if isinstance(model, (str, os.PathLike)) else None))
+        title = f"{model}{' (grey copies)' if grey else ''}" if isinstance(model, (str, os.PathLike)) else None
+        print(format_table(results, title=title))
     if json_out:
         _write_atomic(Path(json_out), json.dumps(results, indent=2))
     if plot:

@@ -9,9 +9,12 @@ Crop: the box squared about its centre, widened by ``margin`` of its side on eve
 (:func:`headpose.detect.crop_face`). The default 0.14 matches the BIWI crops: MediaPipe's points on 100 of
 them give crop side / point-box side = 1.27 (median; 10-90 %: 1.16-1.42), centred within 2 %. With
 ``jitter``, each crop draws its ratio uniformly from 1.16-1.42 and its centre by a normal shift of 3.5 % of the side
-(BIWI's point-box centres sit 0.5-5 % off their crop centres, depending on the pose).
+(BIWI's point-box centres sit 0.5-5 % off their crop centres, depending on the pose). ``--ratio LO,HI`` draws
+the ratio from another range: 1.4,2.0 frames renders as the AFLW2000 protocol crop (landmark box widened by 0.6,
+about 1.8× the point box) and the prediction crop (BlazeFace box widened by 0.3, about 1.6×) frame real faces.
 
     python -m headpose.synth.pack RENDERS OUT.npz [--size 64] [--margin 0.14] [--no-jitter] [--shift 0.035]
+                                                  [--ratio 1.16,1.42]
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ SHIFT = 0.035
 
 
 def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool = True, seed: int = 0,
-                 quiet: bool = False, shift: float = SHIFT) -> dict:
+                 quiet: bool = False, shift: float = SHIFT, ratio: tuple[float, float] = RATIO_RANGE) -> dict:
     """Crop every ``src/*/NAME.png`` with its ``.txt`` box into ``out`` (.npz: image, pose, img_size).
-    ``shift``: with ``jitter``, the standard deviation of the crop centre's shift, as a fraction of the side."""
+    ``shift``: with ``jitter``, the standard deviation of the crop centre's shift, as a fraction of the side;
+    ``ratio``: with ``jitter``, the range of crop side / face-box side."""
     from tqdm import tqdm
 
     from headpose.data.npz import save_npz
@@ -47,6 +51,9 @@ def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool 
     pngs = sorted(src.glob("*/*.png")) + sorted(src.glob("*.png"))
     if not pngs:
         raise HeadposeError(f"{src}: no renders (*/NAME.png)")
+    lo, hi = (float(r) for r in ratio)
+    if not 1.0 <= lo <= hi:
+        raise HeadposeError(f"--ratio {lo:g},{hi:g}: expected 1 <= LO <= HI (crop side / face-box side)")
     rng = np.random.default_rng(seed)
     images = np.empty((len(pngs), size, size, 3), np.uint8)
     poses = np.empty((len(pngs), 3), np.float32)
@@ -69,7 +76,7 @@ def pack_renders(src, out, size: int = 64, margin: float = MARGIN, jitter: bool 
         x0, y0, x1, y1 = (float(v) for v in box)
         m = margin
         if jitter:
-            m = (rng.uniform(*RATIO_RANGE) - 1) / 2
+            m = (rng.uniform(lo, hi) - 1) / 2
             side = max(x1 - x0, y1 - y0)
             dx, dy = rng.normal(0, shift * side, 2)
             x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
@@ -99,9 +106,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shift", type=float, default=SHIFT,
                    help=f"crop-centre jitter, standard deviation as a fraction of the side (default {SHIFT})")
+    p.add_argument("--ratio", type=lambda t: tuple(float(v) for v in t.split(",")), default=RATIO_RANGE,
+                   metavar="LO,HI", help="with jitter: range of crop side / face-box side (default 1.16,1.42)")
     a = p.parse_args(argv)
     try:
-        pack_renders(a.src, a.out, a.size, a.margin, a.jitter, a.seed, shift=a.shift)
+        if len(a.ratio) != 2:
+            raise HeadposeError(f"--ratio: expected LO,HI, got {len(a.ratio)} values")
+        pack_renders(a.src, a.out, a.size, a.margin, a.jitter, a.seed, shift=a.shift, ratio=a.ratio)
     except HeadposeError as e:
         print(f"headpose: error: {e}", file=sys.stderr)
         return 2
