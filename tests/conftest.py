@@ -141,3 +141,29 @@ def pose_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pose_model") / "random.tflite"
     out.write_bytes(to_tflite(build_model(64, 3)))
     return out
+
+
+#: the soft stagewise fusion's ops, which the int8 export keeps in float (export.FLOAT_OPS)
+FUSION_OPS = ("DIV", "SUM", "MUL", "ADD", "SUB")
+
+
+def tflite_op_inputs(path) -> list[tuple[str, set[str]]]:
+    """(op name, dtypes of its tensor inputs) for every op of a .tflite, read without delegates (XNNPACK would
+    hide ops inside its own nodes)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    dtype = {t["index"]: np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
+    return [(op["op_name"], {dtype[i] for i in op["inputs"] if i >= 0}) for op in it._get_ops_details()]
+
+
+def assert_int8_with_float_fusion(path):
+    """The int8 export's layout: convolutions and dense layers int8, every op of the fusion in float."""
+    ops = tflite_op_inputs(path)
+    fusion = [(name, types) for name, types in ops if name in FUSION_OPS]
+    assert len(fusion) >= 20, ops
+    assert all("float32" in types and "int8" not in types for _, types in fusion), fusion
+    convs = [types for name, types in ops if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert convs and all("int8" in types for types in convs), convs
