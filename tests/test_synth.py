@@ -228,18 +228,23 @@ def test_bad_input_is_named_and_skipped(tmp_path, capsys):
         render_dir(tmp_path / "nope", objs, tmp_path / "out2")
 
 
-def test_mesh_skips_photos_without_a_face(tmp_path, shared_data):
-    from headpose.synth.mesh import mesh_dir
+def test_synth_mesh_cli_skips_photos_without_a_face(tmp_path, shared_data, capsys):
+    """`headpose synth mesh` end to end through the CLI: a mesh per face photo, the others named and skipped."""
+    from headpose.cli import main
 
     photos = _link_photos(tmp_path / "p", PHOTOS[:1])
     cv2.imwrite(str(photos / "blank.png"), np.full((200, 200, 3), 90, np.uint8))
     (photos / "junk.jpg").write_bytes(b"\xff\xd8 truncated")
-    s = mesh_dir(photos, tmp_path / "m", workers=1, quiet=True)
-    assert s["meshes"] == 1 and {n for n, _ in s["skipped"]} == {"blank", "junk"}
+    assert main(["synth", "mesh", "--images", str(photos), "--out", str(tmp_path / "m"), "--workers", "1"]) == 0
+    stem = Path(PHOTOS[0]).stem
+    made = sorted(p.name for p in (tmp_path / "m").iterdir() if p.suffix in (".obj", ".png"))
+    assert made == [f"{stem}.obj", f"{stem}.png"]
     report = (tmp_path / "m/mesh_report.txt").read_text()
     assert "blank.png: no face" in report and "junk.jpg" in report
-    m = read_obj(tmp_path / "m" / f"{Path(PHOTOS[0]).stem}.obj")
+    m = read_obj(tmp_path / "m" / f"{stem}.obj")
     assert m.face_vertices == 468 and len(m.vertices) > 468 and m.uv.min() >= 0 and m.uv.max() <= 1
+    assert main(["synth", "mesh", "--images", str(tmp_path / "none"), "--out", str(tmp_path / "m2")]) == 2
+    assert "headpose: error:" in capsys.readouterr().err
 
 
 # --- end to end ----------------------------------------------------------------------------------------
