@@ -28,6 +28,7 @@ import numpy as np
 from headpose.data.items import Item, Skip
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, atomic_path, save_npz
 from headpose.errors import HeadposeError
+from headpose.workers import WorkersDied, imap_workers
 
 READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder"}
 ERROR = "unexpected error"
@@ -77,9 +78,6 @@ def _init_worker():
 
 def _run(module: str, items: list[Item], size: int, margin: float | None, workers: int, desc: str):
     """Yield results in item order, with a progress bar (and its ETA) on stderr."""
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
     from tqdm import tqdm
 
     args = [(module, it, size, margin) for it in items]
@@ -91,12 +89,12 @@ def _run(module: str, items: list[Item], size: int, margin: float | None, worker
         ctx = _context() if procs > 1 else None
         if ctx is not None:
             try:
-                with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker) as pool:
-                    for r in pool.map(_work, args, chunksize=chunk):
-                        yield r
-                        done += 1
-                        bar.update()
-            except BrokenProcessPool:
+                for r in imap_workers(_work, args, procs, initializer=_init_worker, chunksize=chunk, ordered=True,
+                                      context=ctx):
+                    yield r
+                    done += 1
+                    bar.update()
+            except WorkersDied:
                 # Workers died (typically: a script calling prepare() without `if __name__ == "__main__":`,
                 # which spawned workers re-run). Finish here rather than fail or hang.
                 print(f"{desc}: worker processes failed; continuing in this process", file=sys.stderr)

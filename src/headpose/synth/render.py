@@ -28,7 +28,7 @@ from headpose.errors import HeadposeError
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
 from headpose.synth.raster import rasterize
-from headpose.synth.workers import imap_workers
+from headpose.workers import imap_workers
 
 FACE_FILL = 0.85
 TEXTURE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")

