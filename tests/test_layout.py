@@ -63,3 +63,53 @@ def test_a_worker_that_dies_ends_the_pool():
     with pytest.raises(WorkersDied, match="died"):
         list(imap_workers(_exit_now, range(4), 2))
     assert isinstance(WorkersDied("x"), HeadposeError)
+
+
+# --- one list of image extensions ---------------------------------------------------------------------------
+
+
+def test_every_reader_lists_the_same_image_extensions(tmp_path):
+    """prepare's readers, synth mesh (photos), synth render (textures) and predict (folders) take the one list."""
+    from headpose.data.items import find_images
+    from headpose.io import IMAGE_EXTS
+    from headpose.predict import _kind
+    from headpose.synth.mesh import list_images
+    from headpose.synth.render import find_pairs
+
+    names = [f"f{i}{ext.upper() if i % 2 else ext}" for i, ext in enumerate(IMAGE_EXTS)]
+    for name in [*names, "label.txt", "clip.mp4", "mesh.obj", "notes.md"]:
+        (tmp_path / name).write_bytes(b"")
+        if name in names:
+            (tmp_path / f"{Path(name).stem}.obj").write_bytes(b"")
+    images = sorted(tmp_path / n for n in names)
+    assert find_images(tmp_path) == images
+    assert list_images(tmp_path) == images
+    assert sorted(p for p in tmp_path.iterdir() if _kind(p) == "image") == images
+    assert sorted(tex for _, tex, _ in find_pairs(tmp_path, tmp_path)[0]) == images
+
+
+def test_prepare_folder_and_predict_read_the_same_formats(tmp_path, shared_data, capsys):
+    """One real BIWI frame saved as .jpg, .webp, .tif and .bmp (the formats prepare folder used to skip or
+    predict read alone): prepare folder packs all four and predict reports a face in all four."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from headpose.cli import main
+    from headpose.data.npz import load_npz
+
+    frame = cv2.imread(str(shared_data / "biwi_frames" / "01" / "frame_00166_rgb.png"))
+    src = tmp_path / "src"
+    src.mkdir()
+    exts = (".jpg", ".webp", ".tif", ".bmp")
+    for ext in exts:  # folder labels are NAME.txt: one stem per format
+        assert cv2.imwrite(str(src / f"f_{ext[1:]}{ext}"), frame)
+        (src / f"f_{ext[1:]}.txt").write_text("10 -5 2\n")
+    assert main(["prepare", "folder", "--src", str(src), "--out", str(tmp_path / "f.npz"), "--workers", "1"]) == 0
+    assert len(load_npz(tmp_path / "f.npz")[1]) == len(exts)
+    assert main(["predict", str(src), "--json", str(tmp_path / "p.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["source"]).suffix for r in rows if r["yaw"] is not None) == sorted(exts)
+    assert np.ptp([r["yaw"] for r in rows]) < 5  # the same face: the same pose whatever the file format
+    capsys.readouterr()

@@ -41,6 +41,7 @@ import numpy as np
 
 from headpose.detect import DEFAULT_MARGIN, FaceDetector, as_bgr, crop_face
 from headpose.errors import HeadposeError
+from headpose.io import IMAGE_EXTS, WRITE_IMAGE_EXTS
 from headpose.runtime import BUNDLED, WEIGHTS, open_model, prepare_input, resolve_model
 
 PACKAGE = Path(__file__).resolve().parent
@@ -60,8 +61,6 @@ def demo_photo() -> np.ndarray:
     return photo
 
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm",
-              ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
               ".mts", ".m2ts", ".ogv", ".gif"}
 
@@ -266,7 +265,7 @@ def _tmp(path: Path) -> Path:
 def write_image(path: Path, image: np.ndarray) -> Path:
     """Write an image atomically (temp name + rename); unknown extensions become ``.png``."""
     path = Path(path)
-    if path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}:
+    if path.suffix.lower() not in WRITE_IMAGE_EXTS:
         path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+from headpose.io import IMAGE_EXTS
 
 # Skip reasons (the report's categories).
 UNREADABLE_IMAGE = "unreadable image"

@@ -36,11 +36,11 @@ import numpy as np
 
 from headpose.data.labels import matrix_to_ypr
 from headpose.errors import HeadposeError
+from headpose.io import IMAGE_EXTS
 from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, template
 from headpose.synth.obj import write_obj
 from headpose.workers import imap_workers
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 NUM_FACE = 468
 
 # Plausibility limits for a photo's mesh.

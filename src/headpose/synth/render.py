@@ -25,13 +25,13 @@ import numpy as np
 
 from headpose.data.labels import ypr_to_matrix
 from headpose.errors import HeadposeError
+from headpose.io import IMAGE_EXTS
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
 from headpose.synth.raster import rasterize
 from headpose.workers import imap_workers
 
 FACE_FILL = 0.85
-TEXTURE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 BACKGROUNDS = ("black", "blur", "photo")
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
@@ -252,7 +252,7 @@ def find_pairs(image_dir, obj_dir) -> tuple[list[tuple[str, Path, Path]], list[t
         raise HeadposeError(f"{obj_dir}: not a folder")
     textures: dict[str, Path] = {}
     for p in sorted(image_dir.iterdir()):
-        if p.suffix.lower() in TEXTURE_EXTS and p.stem not in textures:
+        if p.suffix.lower() in IMAGE_EXTS and p.stem not in textures:
             textures[p.stem] = p
     pairs, missing = [], []
     for p in sorted(obj_dir.glob("*.obj")):
