@@ -8,14 +8,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, SEED_TFLITE
+from conftest import BIWI_FRAMES, SEED_TFLITE, biwi_frames
 
-from headpose.data.labels import read_biwi_bin
 from headpose.detect import DEFAULT_MARGIN, Face, FaceDetector, crop_face, expand_box, square_box
 from headpose.draw import axis_endpoints, draw_axis, draw_face
 from headpose.errors import HeadposeError
-
-FRAMES = DATA / "biwi_frames" / "01"
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +22,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def frames():
-    files = sorted(FRAMES.glob("frame_*_rgb.png"))
-    assert len(files) == 10, f"expected the 10 BIWI frames in {FRAMES}"
-    images = [cv2.imread(str(f)) for f in files]
-    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
+    _, images, labels = biwi_frames()
     return images, labels
 
 
@@ -85,7 +79,7 @@ def test_both_models_and_any_image_size(frames):
 
 def test_no_face_and_input_checks(detector):
     assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
-    gray = cv2.cvtColor(cv2.imread(str(FRAMES / "frame_00166_rgb.png")), cv2.COLOR_BGR2GRAY)
+    gray = cv2.cvtColor(cv2.imread(str(BIWI_FRAMES / "frame_00166_rgb.png")), cv2.COLOR_BGR2GRAY)
     assert len(detector.detect(gray)) == 1
     with pytest.raises(HeadposeError):
         detector.detect(np.zeros((10, 10, 5), np.uint8))

@@ -16,13 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BIWI_FRAMES, json_rows, write_video
+from conftest import biwi_frames, json_rows, write_video
 
-from headpose.data.labels import read_biwi_bin
 from headpose.errors import HeadposeError
 from headpose.predict import DEFAULT_MODEL, FacePose, HeadPoseEstimator, demo, predict_source
 
-FRAMES = BIWI_FRAMES
 KEYS = {"source", "frame", "box", "score", "yaw", "pitch", "roll"}
 
 
@@ -33,9 +31,8 @@ def est(pose_model):
 
 @pytest.fixture(scope="module")
 def frames():
-    files = sorted(FRAMES.glob("frame_*_rgb.png"))
-    assert len(files) == 10, f"expected the 10 BIWI frames in {FRAMES}"
-    return files, [cv2.imread(str(f)) for f in files]
+    files, images, _ = biwi_frames()
+    return files, images
 
 
 def test_one_face_per_biwi_frame(est, frames):
@@ -76,11 +73,10 @@ def test_predict_crops_shapes(est, frames):
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="accuracy is checked on the bundled model only")
-def test_bundled_model_is_accurate_on_biwi_frames(frames):
-    files, images = frames
+def test_bundled_model_is_accurate_on_biwi_frames():
+    _, images, labels = biwi_frames()
     est = HeadPoseEstimator()
     pred = np.array([est.predict(im)[0].angles for im in images])
-    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
     assert np.abs(pred - labels).mean() < 6.0
 
 

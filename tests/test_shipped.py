@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, link_biwi
+from conftest import assert_int8_with_float_fusion, biwi_frames, link_biwi
 
 from headpose.predict import DEFAULT_MODEL, HeadPoseEstimator, model_card
 from headpose.runtime import BUNDLED, resolve_model
@@ -73,6 +73,7 @@ def test_bundled_exports_agree(held_out, which):
     assert np.abs(onnx - ref).max() < 0.01
     int8 = open_model(f"{which}-int8")(x)
     assert np.abs(int8 - ref).mean() < 0.5
+    assert_int8_with_float_fusion(WEIGHTS / f"{stem}_int8.tflite")
 
 
 @pytest.mark.parametrize("which", MODELS)
@@ -90,12 +91,7 @@ def test_bundled_keras_matches_tflite(held_out, which):
 @pytest.mark.parametrize("which", MODELS)
 def test_bundled_model_on_detector_crops_of_full_frames(which):
     """End to end on full 640×480 BIWI frames: BlazeFace, the card's crop margin, the bundled model."""
-    import cv2
-
-    from headpose.data.labels import read_biwi_bin
-
-    files = sorted((DATA / "biwi_frames" / "01").glob("*_rgb.png"))
+    _, images, labels = biwi_frames()
     est = HeadPoseEstimator(which)
-    pred = np.array([est.predict(cv2.imread(str(f)))[0].angles for f in files])
-    labels = np.array([read_biwi_bin(str(f).replace("_rgb.png", "_pose.bin")) for f in files])
-    assert len(files) == 10 and np.abs(pred - labels).mean() < MODELS[which][3]
+    pred = np.array([est.predict(im)[0].angles for im in images])
+    assert np.abs(pred - labels).mean() < MODELS[which][3]
