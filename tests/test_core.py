@@ -168,7 +168,7 @@ def bad_files(tmp_path_factory, biwi_npz):
     np.savez(d / "nopose.npz", image=img[:4])
     np.savez(d / "shape.npz", image=img[:4, :, :32], pose=pose[:4])
     nan = pose[:4].copy()
-    nan[2, 1] = np.nan
+    nan[2] = np.nan  # one NaN angle marks an unknown angle (allowed); all three is no label at all
     np.savez(d / "nan.npz", image=img[:4], pose=nan)
     np.savez(d / "good.npz", image=img[:4], pose=pose[:4])
     (d / "text.npz").write_text("not a zip")
@@ -181,7 +181,7 @@ def bad_files(tmp_path_factory, biwi_npz):
     (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/missing.npz"], "missing.npz: no such file"),
     (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/nopose.npz"], "nopose.npz: no 'pose' array"),
     (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/shape.npz"], "shape.npz: 'image' must be N×S×S×3"),
-    (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/nan.npz"], "nan.npz: 1 poses are NaN"),
+    (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/nan.npz"], "nan.npz: 1 poses are infinite or have no known"),
     (["evaluate", "--model", SEED_TFLITE, "--data", "{d}/text.npz"], "text.npz: not an .npz file"),
     (["evaluate", "--model", "{d}/fake.tflite", "--data", "{d}/nan.npz"], "fake.tflite: not a loadable TFLite"),
     (["evaluate", "--model", "{d}/model.txt", "--data", "{d}/nan.npz"], "model.txt: unknown model format"),
