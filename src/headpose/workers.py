@@ -12,6 +12,8 @@ function over tasks in a pool and ends promptly when the workers cannot start or
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -54,29 +56,39 @@ def _run_chunk(fn: Callable, chunk: list) -> list | _StartFailed:
     return [fn(t) for t in chunk]
 
 
-def default_context():
-    """fork where the platform has it (workers inherit the loaded modules), else the platform's default."""
-    return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+def spawn_context():
+    """The context the pools use: spawn, so workers start clean, with none of the caller's threads (OpenCV,
+    LiteRT, TensorFlow pools) — a forked worker can inherit one of their locks held and hang on it (seen: a
+    render worker forked from a process that had run OpenCV blocked for ever in ``cv2.setNumThreads``). None
+    if spawn cannot re-import the caller's main module (a script read from stdin): the work then runs in this
+    process."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and path is not None and not os.path.isfile(path):
+        return None
+    return mp.get_context("spawn")
 
 
 def imap_workers(fn: Callable, tasks: Iterable, workers: int, initializer: Callable | None = None,
                  initargs: tuple = (), chunksize: int = 1, ordered: bool = False, context=None) -> Iterator:
-    """``fn`` over ``tasks``: in this process when ``workers`` is 1 (``initializer`` run here first), else in a
-    pool of ``workers`` processes (``context``: a multiprocessing context, default :func:`default_context`),
-    ``chunksize`` tasks per message, yielding results in completion order (``ordered``: in task order).
+    """``fn`` over ``tasks``: in this process when ``workers`` is 1 or no context can start workers
+    (``initializer`` run here first), else in a pool of ``workers`` processes (``context``: a multiprocessing
+    context, default :func:`spawn_context`; ``fn``, ``initializer`` and the tasks must pickle), ``chunksize``
+    tasks per message, yielding results in completion order (``ordered``: in task order).
 
     Raises :class:`~headpose.errors.HeadposeError` when a worker's initializer fails and :class:`WorkersDied`
     when a worker dies; an exception raised by ``fn`` reaches the caller as it is. The pool is shut down
     (pending tasks cancelled) when the iteration ends, fails or is abandoned.
     """
-    if workers <= 1:
+    context = context or (spawn_context() if workers > 1 else None)
+    if workers <= 1 or context is None:
         if initializer is not None:
             initializer(*initargs)
         yield from map(fn, tasks)
         return
     tasks = list(tasks)
     chunksize = max(1, int(chunksize))
-    pool = ProcessPoolExecutor(workers, mp_context=context or default_context(), initializer=_start,
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
                                initargs=(initializer, initargs))
     try:
         futures = [pool.submit(_run_chunk, fn, tasks[i : i + chunksize]) for i in range(0, len(tasks), chunksize)]
@@ -84,8 +96,9 @@ def imap_workers(fn: Callable, tasks: Iterable, workers: int, initializer: Calla
             try:
                 out = fut.result()
             except BrokenProcessPool:
-                raise WorkersDied("a worker process died without answering (killed, out of memory, or a crash; "
-                                  "run with --workers 1 to see the failure in this process)") from None
+                raise WorkersDied("a worker process died without answering (killed, out of memory, a crash, or a "
+                                  "script without `if __name__ == \"__main__\":` that spawned workers re-ran); "
+                                  "--workers 1 runs the work in this process") from None
             if isinstance(out, _StartFailed):
                 raise HeadposeError(f"worker process could not start: {out.message}")
             yield from out

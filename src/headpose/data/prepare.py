@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -59,17 +58,6 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _context():
-    """spawn: workers start clean, with none of the caller's threads (OpenCV, LiteRT, TensorFlow pools),
-    which a forked worker could inherit locked and hang on. None if spawn cannot re-import the caller's
-    main module (a script read from stdin): the work then runs in this process."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if getattr(main, "__spec__", None) is None and path is not None and not os.path.isfile(path):
-        return None
-    return mp.get_context("spawn")
-
-
 def _init_worker():
     import cv2
 
@@ -86,11 +74,9 @@ def _run(module: str, items: list[Item], size: int, margin: float | None, worker
     bar = tqdm(total=len(items), desc=desc, unit="img", mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
     done = 0
     try:
-        ctx = _context() if procs > 1 else None
-        if ctx is not None:
+        if procs > 1:
             try:
-                for r in imap_workers(_work, args, procs, initializer=_init_worker, chunksize=chunk, ordered=True,
-                                      context=ctx):
+                for r in imap_workers(_work, args, procs, initializer=_init_worker, chunksize=chunk, ordered=True):
                     yield r
                     done += 1
                     bar.update()
