@@ -109,3 +109,37 @@ def test_prepare_folder_and_predict_read_the_same_formats(tmp_path, shared_data,
     assert sorted(Path(r["source"]).suffix for r in rows if r["yaw"] is not None) == sorted(exts)
     assert np.ptp([r["yaw"] for r in rows]) < 5  # the same face: the same pose whatever the file format
     capsys.readouterr()
+
+
+# --- one atomic writer --------------------------------------------------------------------------------------
+
+
+def test_a_writer_that_fails_midway_leaves_no_file(tmp_path, shared_data):
+    """save_npz dies after the images are in the file (an extra array that cannot be pickled): neither the
+    target nor a temp file is left; over an existing pack the previous version stays whole."""
+    import cv2
+    import numpy as np
+
+    from headpose.data.biwi import read_label
+    from headpose.data.npz import load_npz, save_npz
+    from headpose.io import temp_path, write_atomic
+
+    crops = sorted((shared_data / "biwi_crops" / "01").glob("*_rgb.jpg"))[:4]
+    images = np.stack([cv2.resize(cv2.imread(str(p)), (64, 64)) for p in crops])
+    poses = np.stack([read_label(str(p).replace("_rgb.jpg", "_pose.bin")) for p in crops])
+    unpicklable = np.array([lambda: 0] * 4, dtype=object)
+    target = tmp_path / "out" / "set.npz"
+    with pytest.raises(Exception, match="pickle|lambda"):
+        save_npz(target, images, poses, group=unpicklable)
+    assert not target.exists() and os.listdir(target.parent) == []
+
+    save_npz(target, images, poses)
+    before = target.read_bytes()
+    with pytest.raises(Exception, match="pickle|lambda"):
+        save_npz(target, images[:2], poses[:2], group=unpicklable[:2])
+    assert target.read_bytes() == before and os.listdir(target.parent) == ["set.npz"]
+    assert np.array_equal(load_npz(target)[0], images)
+
+    assert str(os.getpid()) in temp_path(target).name and temp_path(target).parent == target.parent
+    write_atomic(tmp_path / "new" / "r.txt", "±99°\n")
+    assert (tmp_path / "new" / "r.txt").read_text(encoding="utf-8") == "±99°\n"

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.io import write_atomic
 
 TARGETS = {"pose_per_thread_vs_peer": 1.5, "end_to_end_frames_per_s": 200.0, "training_samples_per_s": 1000.0}
 
@@ -464,11 +465,7 @@ def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pos
     if not quiet:
         print(format_results(res))
     if json_out:
-        p = Path(json_out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".tmp-{os.getpid()}-{p.name}")
-        tmp.write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, p)
+        write_atomic(json_out, json.dumps(res, indent=2) + "\n")
     return res
 
 

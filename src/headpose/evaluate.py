@@ -138,10 +138,10 @@ def format_table(results: dict, title: str | None = None) -> str:
 
 
 def _write_atomic(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """The shared atomic writer, :func:`headpose.io.write_atomic`."""
+    from headpose.io import write_atomic
+
+    write_atomic(path, text)
 
 
 def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):

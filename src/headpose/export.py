@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.io import write_atomic
 
 FORMATS = ("tflite", "tflite-int8", "onnx")
 
@@ -107,10 +108,7 @@ def export(model_path, fmt: str, out, calib=None, quiet: bool = False) -> dict:
     else:
         blob = to_tflite(model, int8=fmt == "tflite-int8", calib_images=check)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    tmp.write_bytes(blob)
-    os.replace(tmp, out)
+    write_atomic(out, blob)
 
     ref = np.asarray(model.predict(check, batch_size=256, verbose=0))
     got = open_model(out)(check)

@@ -41,7 +41,7 @@ import numpy as np
 
 from headpose.detect import DEFAULT_MARGIN, FaceDetector, as_bgr, crop_face
 from headpose.errors import HeadposeError
-from headpose.io import IMAGE_EXTS, WRITE_IMAGE_EXTS
+from headpose.io import IMAGE_EXTS, WRITE_IMAGE_EXTS, temp_path, write_atomic, write_image_atomic
 from headpose.runtime import BUNDLED, WEIGHTS, open_model, prepare_input, resolve_model
 
 PACKAGE = Path(__file__).resolve().parent
@@ -257,31 +257,20 @@ def report_rows(source: str, frame: int, poses: list[FacePose]) -> list[dict]:
     return [{"source": source, "frame": frame, **p.to_dict()} for p in poses]
 
 
-def _tmp(path: Path) -> Path:
-    """Temp name beside ``path`` keeping its extension (OpenCV picks the encoder from it)."""
-    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
-
-
 def write_image(path: Path, image: np.ndarray) -> Path:
     """Write an image atomically (temp name + rename); unknown extensions become ``.png``."""
     path = Path(path)
     if path.suffix.lower() not in WRITE_IMAGE_EXTS:
         path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.suffix.lower() in (".jpg", ".jpeg") else []
-        if not cv2.imwrite(str(tmp), image, params):
-            raise HeadposeError(f"{path}: cannot write the image")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    return write_image_atomic(path, image, params)
 
 
 class _Outputs:
-    """The files one run writes: a JSON Lines report and annotated images/videos, each under a temp name
-    until :meth:`commit` renames it into place (a failed or interrupted run leaves no half-written file)."""
+    """The files one run writes: a JSON Lines report and annotated images/videos, each under its temp name
+    (:func:`headpose.io.temp_path`) until :meth:`commit` renames it into place (a failed or interrupted run
+    leaves no half-written file). Streams stay open across calls, so this keeps the temp names itself; single
+    files go through :func:`headpose.io.atomic_path`."""
 
     def __init__(self, json_out):
         self.json_path = Path(json_out) if json_out else None
@@ -291,7 +280,7 @@ class _Outputs:
         self.written: list[Path] = []
         if self.json_path:
             self.json_path.parent.mkdir(parents=True, exist_ok=True)
-            self.json_tmp = _tmp(self.json_path)
+            self.json_tmp = temp_path(self.json_path)
             self.json_file = open(self.json_tmp, "w")  # noqa: SIM115 (closed by commit/abort)
 
     def rows(self, rows: list[dict]):
@@ -303,7 +292,7 @@ class _Outputs:
         path.parent.mkdir(parents=True, exist_ok=True)
         for ext, codec in ((".mp4", "mp4v"), (".avi", "MJPG")):
             p = path.with_suffix(ext)
-            tmp = _tmp(p)
+            tmp = temp_path(p)
             w = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, size)
             if w.isOpened():
                 self.videos[p] = (tmp, w)
@@ -687,9 +676,7 @@ def demo(out="headpose-demo", model=None, quiet: bool = False) -> list[dict]:
     write_image(out / "demo-input.jpg", image)
     annotated = write_image(out / "demo.jpg", annotate(image, poses))
     report = out / "demo.jsonl"
-    tmp = _tmp(report)
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, report)
+    write_atomic(report, "".join(json.dumps(r) + "\n" for r in rows))
     if not quiet:
         print(f"headpose demo: {len(poses)} face{'s' * (len(poses) != 1)} in a photo of Grace Hopper "
               f"(US Navy, public domain): as is, mirrored, and rolled 20° (model: {est.model_path.name})")

@@ -26,6 +26,7 @@ import numpy as np
 
 from headpose.data.npz import angle_filter, load_npz, nan_mae
 from headpose.errors import HeadposeError
+from headpose.io import atomic_path, write_atomic
 
 
 @dataclass
@@ -162,9 +163,8 @@ def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
 
 
 def _atomic_save(model, path: Path):
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def plot_history(csv_path: Path, png_path: Path):
@@ -193,10 +193,11 @@ def plot_history(csv_path: Path, png_path: Path):
     ax[1].legend()
     ax[1].grid(alpha=0.3)
     fig.tight_layout()
-    tmp = png_path.with_name(f".tmp-{png_path.name}")
-    fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=90)
+    finally:
+        plt.close(fig)
 
 
 def set_training_threads(keras) -> None:
@@ -257,7 +258,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise HeadposeError(f"only {len(data)} training samples, fewer than one batch of {cfg.batch_size}")
     print(f"train: {len(data)} samples ({data.dropped} dropped outside ±99°), "
           f"validation: {len(val)} ({val.dropped} dropped), input {size}×{size}×{cfg.channels}")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_atomic(out / "config.json", json.dumps(asdict(cfg), indent=2))
 
     if resume:
         model = keras.saving.load_model(out / "last.keras", compile=True)
@@ -321,9 +322,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                     twin.set_weights(self.model.get_weights())
                 _atomic_save(twin, out / "best.keras")
             _atomic_save(self.model, out / "last.keras")
-            tmp = state_path.with_name(".state.json.tmp")
-            tmp.write_text(json.dumps({"epoch": epoch + 1, "best_val_mae": best}))
-            os.replace(tmp, state_path)
+            write_atomic(state_path, json.dumps({"epoch": epoch + 1, "best_val_mae": best}))
             plot_history(hist_csv, out / "history.png")
             print(f"epoch {epoch + 1}/{cfg.epochs}: val MAE {mae.mean():.2f}° (yaw {mae[0]:.2f}, pitch {mae[1]:.2f}, "
                   f"roll {mae[2]:.2f}){' *best*' if improved else ''}  {rate:.0f} samples/s")

@@ -3,7 +3,7 @@
 Keys: ``image`` uint8 N×S×S×3 (BGR), ``pose`` float32 N×3 [yaw, pitch, roll] in degrees, ``img_size`` (S).
 NaN in ``pose`` marks an angle that is not known (``aflw_wild``'s pitch and roll near profile): training leaves
 it out of the loss and evaluation out of the score.
-Writes are atomic (temp file + rename); reads validate and raise ``HeadposeError`` naming the file.
+Writes are atomic (:func:`headpose.io.atomic_path`); reads validate and raise ``HeadposeError`` naming the file.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.io import atomic_path
 
 ANGLE_LIMIT = 99.0  # the original drops samples with any |angle| > 99° (V = 99 is the network's range)
-
-
-def atomic_path(path: str | os.PathLike) -> Path:
-    """A temp name beside ``path`` for write-then-rename (same folder, so the rename is atomic)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def save_npz(path: str | os.PathLike, image: np.ndarray, pose: np.ndarray, compress: bool = False, **extra) -> Path:
@@ -34,17 +29,10 @@ def save_npz(path: str | os.PathLike, image: np.ndarray, pose: np.ndarray, compr
         raise HeadposeError(f"{path}: images must be N×S×S×3 (or ×1), got shape {image.shape}")
     if pose.shape != (image.shape[0], 3):
         raise HeadposeError(f"{path}: pose must be N×3 with N={image.shape[0]}, got shape {pose.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(
-                f, image=image.astype(np.uint8), pose=pose, img_size=np.int64(image.shape[1]), **extra
-            )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(
+            f, image=image.astype(np.uint8), pose=pose, img_size=np.int64(image.shape[1]), **extra
+        )
     return path
 
 

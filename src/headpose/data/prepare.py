@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from headpose.data.items import Item, Skip
-from headpose.data.npz import ANGLE_LIMIT, angle_filter, atomic_path, save_npz
+from headpose.data.npz import ANGLE_LIMIT, angle_filter, save_npz
 from headpose.errors import HeadposeError
+from headpose.io import write_atomic
 from headpose.workers import WorkersDied, imap_workers
 
 READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder"}
@@ -112,12 +113,6 @@ def report_path(out: Path) -> Path:
 def split_paths(out: Path) -> tuple[Path, Path]:
     base = out.stem if out.suffix == ".npz" else out.name
     return out.with_name(f"{base}_train.npz"), out.with_name(f"{base}_test.npz")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = atomic_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, workers: int | None = None,
@@ -207,8 +202,7 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     lines += [f"output: {p} ({n} crops)" for p, n in written]
     lines += ["", "reason\timage\tdetail", *(f"{r}\t{p}\t{d}" for r, p, d in skips)]
     rep = report_path(out)
-    rep.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(rep, "\n".join(lines) + "\n")
+    write_atomic(rep, "\n".join(lines) + "\n")
 
     if test_set is not None:
         n_tr, n_te = (written[0][1], written[1][1]) if written else (0, 0)

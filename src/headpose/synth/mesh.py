@@ -36,7 +36,7 @@ import numpy as np
 
 from headpose.data.labels import matrix_to_ypr
 from headpose.errors import HeadposeError
-from headpose.io import IMAGE_EXTS
+from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
 from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, template
 from headpose.synth.obj import write_obj
 from headpose.workers import imap_workers
@@ -252,8 +252,7 @@ class _Worker:
             except HeadposeError as e:
                 raise HeadposeError(f"{path}: {e}") from None
             y, p, r = m["photo_ypr"]
-            if not cv2.imwrite(str(Path(out) / f"{name}.png"), padded_texture(img)):
-                raise HeadposeError(f"{Path(out) / name}.png: cannot write")
+            write_image_atomic(Path(out) / f"{name}.png", padded_texture(img))
             write_obj(Path(out) / f"{name}.obj", m["vertices"], m["uv"], m["faces"], face_vertices=NUM_FACE,
                       comment=f"headpose synth mesh from {Path(path).name}: photo pose yaw {y:.1f} pitch "
                               f"{p:.1f} roll {r:.1f}, template fit rms {m['fit_rms']:.3f}")
@@ -319,7 +318,7 @@ def mesh_dir(images, out, workers: int | None = None, limit: int | None = None, 
     skipped.sort()
     lines = [f"synth mesh: {len(made)} meshes from {len(paths)} photos, {len(skipped)} skipped", ""]
     lines += [e for _, e in skipped]
-    (out / "mesh_report.txt").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "mesh_report.txt", "\n".join(lines) + "\n")
     if not quiet:
         print(f"synth mesh: {len(made)} meshes from {len(paths)} photos in {seconds:.1f} s → {out}",
               file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.io import write_atomic
 
 
 @dataclass
@@ -147,4 +148,4 @@ def write_obj(path: str | os.PathLike, vertices: np.ndarray, uv: np.ndarray, fac
     lines += [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices]
     lines += [f"vt {u:.6f} {v:.6f}" for u, v in uv]
     lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in faces]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")

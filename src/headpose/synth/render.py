@@ -25,7 +25,7 @@ import numpy as np
 
 from headpose.data.labels import ypr_to_matrix
 from headpose.errors import HeadposeError
-from headpose.io import IMAGE_EXTS
+from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
 from headpose.synth.raster import rasterize
@@ -190,7 +190,7 @@ def pose_stem(name: str, yaw: float, pitch: float, roll: float) -> str:
 
 
 def write_label(path: Path, yaw: float, pitch: float, roll: float, box) -> None:
-    path.write_text(f"{yaw:.2f} {pitch:.2f} {roll:.2f}\n" + " ".join(f"{v:.1f}" for v in box) + "\n")
+    write_atomic(path, f"{yaw:.2f} {pitch:.2f} {roll:.2f}\n" + " ".join(f"{v:.1f}" for v in box) + "\n")
 
 
 def read_label(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
@@ -233,8 +233,7 @@ def _render_mesh(task) -> tuple[str, int, str | None]:
             if colour_cast > 0:
                 img = colour_jitter(img, rng, colour_cast)
             stem = pose_stem(name, yaw, pitch, roll)
-            if not cv2.imwrite(str(folder / f"{stem}.png"), img, PNG_PARAMS):
-                raise HeadposeError(f"{folder / stem}.png: cannot write")
+            write_image_atomic(folder / f"{stem}.png", img, PNG_PARAMS)
             write_label(folder / f"{stem}.txt", yaw, pitch, roll, box)
         return name, len(poses), None
     except HeadposeError as e:
@@ -318,7 +317,7 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
                "images_per_s": n_images / seconds if seconds > 0 else 0.0}
     if errors:
         report = out / "render_skipped.txt"
-        report.write_text("".join(f"{e}\n" for _, e in errors))
+        write_atomic(report, "".join(f"{e}\n" for _, e in errors))
     if not quiet:
         print(f"synth render: {n_images} images from {summary['rendered_meshes']} meshes in {seconds:.1f} s "
               f"({summary['images_per_s']:.0f}/s, {workers} workers) → {out}", file=sys.stderr)
