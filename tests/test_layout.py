@@ -143,3 +143,78 @@ def test_a_writer_that_fails_midway_leaves_no_file(tmp_path, shared_data):
     assert str(os.getpid()) in temp_path(target).name and temp_path(target).parent == target.parent
     write_atomic(tmp_path / "new" / "r.txt", "±99°\n")
     assert (tmp_path / "new" / "r.txt").read_text(encoding="utf-8") == "±99°\n"
+
+
+# --- training settings written once -------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_settings(argv: list[str]) -> tuple[dict, object]:
+    """Parse a `headpose train` command line as the CLI does: (settings dict, parsed args)."""
+    from dataclasses import fields
+
+    from headpose.cli import build_parser
+    from headpose.train import TrainConfig
+
+    a = build_parser().parse_args(["train", *argv])
+    return {f.name: getattr(a, f.name) for f in fields(TrainConfig)}, a
+
+
+def test_every_train_setting_is_a_flag(capsys):
+    """Each TrainConfig field is a `headpose train` flag (--name-with-dashes) that sets it; the old flag names
+    (--batch-size, --val-split, --no-augment, --resume, --config) keep working."""
+    from dataclasses import fields
+
+    from headpose.cli import build_parser
+    from headpose.train import TrainConfig, config_from
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for f in fields(TrainConfig):
+        assert f"--{f.name.replace('_', '-')} " in help_text, f.name
+    assert "--no-augment" in help_text and "--resume RUN" in help_text and "--config CONFIG" in help_text
+
+    argv = ["--data", "a.npz", "b.npz", "--out", "r", "--val", "v.npz", "--epochs", "7", "--batch-size", "16",
+            "--lr", "0.002", "--lr-decay-epochs", "3", "5", "--lr-decay", "0.5", "--seed", "4", "--no-augment",
+            "--rotate", "10", "--size", "48", "--channels", "1", "--stage-num", "2", "3", "4", "--lambda-d", "0.5",
+            "--bn-momentum", "0.9", "--workers", "1", "--init", "m.keras", "--precision", "bfloat16", "--width",
+            "0.5", "--grey", "0.2", "--infrared", "0.1"]
+    want = TrainConfig(data=["a.npz", "b.npz"], out="r", val=["v.npz"], epochs=7, batch_size=16, lr=0.002,
+                       lr_decay_epochs=(3, 5), lr_decay=0.5, seed=4, augment=False, rotate=10.0, size=48, channels=1,
+                       stage_num=(2, 3, 4), lambda_d=0.5, bn_momentum=0.9, workers=1, init="m.keras",
+                       precision="bfloat16", width=0.5, grey=0.2, infrared=0.1)
+    assert config_from(_train_settings(argv)[0]) == want
+    untouched = [f.name for f in fields(TrainConfig) if getattr(want, f.name) == getattr(TrainConfig(), f.name)]
+    assert untouched == ["val_split"]  # the one left, exclusive with --val:
+    assert config_from(_train_settings(["--data", "a.npz", "--val-split", "0.2"])[0]).val_split == 0.2
+    assert config_from(_train_settings(["--data", "a.npz", "--augment"])[0]).augment is True
+    settings, a = _train_settings(["--resume", "runs/x", "--epochs", "20"])
+    assert a.resume == "runs/x" and {k: v for k, v in settings.items() if v is not None} == {"epochs": 20}
+
+
+def test_a_flag_overrides_the_toml_key_and_unknown_keys_fail(tmp_path, capsys):
+    """--config FILE.toml overlaid by the flags given; every TOML in configs/ loads; an unknown key is one line,
+    exit 2, before any training starts."""
+    from headpose.cli import main
+    from headpose.train import TrainConfig, config_from
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('data = ["a.npz"]\nout = "r"\nepochs = 5\nbatch_size = 16\nrotate = 0.0\n'
+                    "lr_decay_epochs = [8, 13]\nstage_num = [3, 3, 3]\naugment = false\n")
+    settings, a = _train_settings(["--config", str(toml), "--epochs", "1", "--rotate", "15", "--augment"])
+    cfg = config_from(settings, a.config)
+    assert (cfg.epochs, cfg.rotate, cfg.augment) == (1, 15.0, True)  # the flags win
+    assert (cfg.batch_size, cfg.lr_decay_epochs, cfg.out) == (16, (8, 13), "r")  # the file's keys stay
+    assert cfg.lr == TrainConfig().lr  # neither: the default
+
+    for f in sorted((ROOT / "configs").glob("*.toml")):
+        assert config_from(config=f).data, f
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'data = ["a.npz"]\nout = "{tmp_path / "r"}"\nlr_decay_epoch = [8]\n')
+    assert main(["train", "--config", str(bad), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"headpose: error: {bad}: unknown setting(s) lr_decay_epoch"]
+    assert not (tmp_path / "r").exists()

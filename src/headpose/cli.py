@@ -26,37 +26,64 @@ def _csv_or_range(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _add_settings(p: argparse.ArgumentParser, module: str, name: str) -> None:
+    """One flag per field of the settings dataclass ``module.name``: ``--`` and the field's name with dashes, the
+    type from its annotation (a list: one or more values; a fixed-length tuple: that many; a boolean: ``--x`` /
+    ``--no-x``), help, choices and metavar from its metadata, default None (not given: the TOML file's value or
+    the dataclass default stays). Fields with the same ``exclusive`` metadata are mutually exclusive flags."""
+    import dataclasses
+    import importlib
+    import types
+    import typing
+
+    cls = getattr(importlib.import_module(module), name)
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        meta = dict(f.metadata)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = default is not None and default != [] and "default" not in meta["help"]
+        help_text = meta.pop("help") + (f" (default: {_shown(default)})" if shown else "")
+        kw: dict = {"dest": f.name, "default": None, "help": help_text.strip()}
+        if tp is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif origin in (list, tuple):
+            kw["type"] = args[0]
+            kw["nargs"] = "+" if origin is list or args[-1] is Ellipsis else len(args)
+        else:
+            kw["type"] = tp
+        exclusive = meta.pop("exclusive", None)
+        kw.update(meta)
+        target = p
+        if exclusive:
+            if exclusive not in groups:
+                groups[exclusive] = p.add_mutually_exclusive_group()
+            target = groups[exclusive]
+        target.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _shown(value) -> str:
+    return (" ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)).replace("%", "%%")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="headpose", description="Head pose (yaw, pitch, roll) with SSR-Net-MT.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('headpose').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # --- train ---------------------------------------------------------------------------------------------
-    t = sub.add_parser("train", help="train SSR-Net-MT on .npz datasets")
-    t.add_argument("--config", help="TOML file with any of the flags below (flags given on the command line win)")
-    t.add_argument("--data", nargs="+", help="training .npz files (concatenated)")
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--val", nargs="+", help="validation .npz files")
-    g.add_argument("--val-split", type=float, help="hold out this fraction of the training data for validation")
-    t.add_argument("--out", help="run folder (checkpoints, history.csv, plot)")
-    t.add_argument("--resume", metavar="RUN", help="continue a killed run from its last checkpoint")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--size", type=int, help="input image size (default: the data's)")
-    t.add_argument("--channels", type=int, choices=(1, 3))
-    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    t.add_argument("--workers", type=int, help="threads for the input pipeline")
-    t.add_argument("--grey", type=float, help="augmentation: fraction of crops made grey (default 0)")
-    t.add_argument("--infrared", type=float, help="augmentation: fraction made near-infrared-like (default 0)")
-    t.add_argument("--init", help="start from the weights of this model (.keras or legacy .h5): fine-tuning")
-    t.add_argument("--precision", choices=("float32", "bfloat16"),
-                   help="float32 (default) or bfloat16: conv streams in mixed bfloat16, faster on CPUs with "
-                        "bf16 units (see headpose bench); checkpoints are float32 either way")
-    t.add_argument("--width", type=float,
-                   help="channel multiplier of the network (default 1.0: the original SSR-Net-MT; 0.5: the lite "
-                        "variant, about 2x faster per crop)")
+    t = sub.add_parser("train", help="train SSR-Net-MT on .npz datasets",
+                       description="Every setting is a flag and a key of the --config TOML file (the key is the "
+                                   "flag's name with underscores: --batch-size -> batch_size); flags given on the "
+                                   "command line win.")
+    t.add_argument("--config", help="TOML file with any of the settings below (flags given on the command line win)")
+    t.add_argument("--resume", metavar="RUN", help="continue a killed run from its last checkpoint, with its own "
+                                                   "settings (--epochs may raise the total)")
+    _add_settings(t, "headpose.train", "TrainConfig")
 
     # --- evaluate ------------------------------------------------------------------------------------------
     e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")
@@ -159,9 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
 def dispatch(a: argparse.Namespace) -> int:
     cmd = a.command
     if cmd == "train":
-        from headpose.train import train_from_args
+        from dataclasses import fields
 
-        train_from_args(a)
+        from headpose.train import TrainConfig, train_from_settings
+
+        train_from_settings({f.name: getattr(a, f.name) for f in fields(TrainConfig)}, config=a.config,
+                            resume=a.resume)
     elif cmd == "evaluate":
         from headpose.evaluate import evaluate
 

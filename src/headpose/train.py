@@ -5,6 +5,11 @@ MAE loss, samples with any angle outside ±99° dropped. Batches stream from mem
 one batch at a time. A run folder holds ``config.json``, ``best.keras`` (lowest validation MAE), ``last.keras``
 (with optimizer state, for ``--resume``), ``state.json``, ``history.csv`` and ``history.png``.
 
+Settings are declared once, in :class:`TrainConfig`: each field is a key of a ``--config`` TOML file and a flag
+of ``headpose train`` (the CLI derives its flags from the fields). :func:`config_from` overlays a TOML file with
+a dict of settings (the flags given), :func:`train_from_settings` is what the command runs, :func:`train` takes a
+:class:`TrainConfig`.
+
 Speed on the TensorFlow backend, with the same maths: batch norm trains with TensorFlow's fused kernel and the two
 conv streams run on a core each (:mod:`headpose.tfkernels`). ``precision="bfloat16"`` computes the streams in
 mixed bfloat16 (best.keras is saved float32); ``width`` scales the network's channels (0.5: the lite model).
@@ -19,8 +24,9 @@ import os
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,31 +35,53 @@ from headpose.errors import HeadposeError
 from headpose.io import atomic_path, write_atomic
 
 
+def _setting(default=MISSING, *, factory=MISSING, help: str, **flag) -> Any:
+    """A :class:`TrainConfig` field: its default, the ``--help`` text of its flag, and further ``argparse``
+    options (``choices``, ``metavar``, ``exclusive``: flags of one group name are mutually exclusive)."""
+    return field(default=default, default_factory=factory, metadata={"help": help, **flag})
+
+
 @dataclass
 class TrainConfig:
-    data: list[str] = field(default_factory=list)
-    out: str = "runs/train"
-    val: list[str] | None = None
-    val_split: float | None = None
-    epochs: int = 150
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_decay_epochs: tuple[int, ...] = (30, 60)
-    lr_decay: float = 0.1
-    seed: int = 0
-    augment: bool = True
-    rotate: float = 30.0  # in-plane rotation augmentation, ± degrees (half the batch); 0 = the original's set
-    size: int | None = None  # default: the data's image size
-    channels: int = 3
-    stage_num: tuple[int, int, int] = (3, 3, 3)
-    lambda_d: float = 1.0
-    bn_momentum: float = 0.99
-    workers: int = 2
-    init: str | None = None  # start from this model's weights (.keras or legacy .h5): fine-tuning
-    precision: str = "float32"  # or "bfloat16": conv streams in mixed bfloat16 (faster on CPUs with bf16 units)
-    width: float = 1.0  # channel multiplier of the conv streams and stage heads (1.0: the original SSR-Net-MT)
-    grey: float = 0.0  # augmentation: fraction of crops turned grey (luminance in all three channels)
-    infrared: float = 0.0  # augmentation: fraction turned near-infrared-like (red channel, gamma, flat contrast)
+    """Every setting of a training run, declared once: each field is a key of the ``--config`` TOML file and a
+    flag of ``headpose train`` (``--`` and the name with dashes: ``batch_size`` → ``--batch-size``; a boolean
+    ``x`` → ``--x`` / ``--no-x``), with the help text and options of its metadata."""
+
+    data: list[str] = _setting(factory=list, help="training .npz files (concatenated)", metavar="NPZ")
+    out: str = _setting("runs/train", help="run folder (checkpoints, history.csv, plot); required on the command "
+                                           "line (runs/train is the default of the Python API)")
+    val: list[str] | None = _setting(None, help="validation .npz files", metavar="NPZ", exclusive="validation")
+    val_split: float | None = _setting(None, help="hold out this fraction of the training data for validation",
+                                       exclusive="validation")
+    epochs: int = _setting(150, help="epochs in all (with --resume: train on to this many)")
+    batch_size: int = _setting(32, help="samples per step")
+    lr: float = _setting(1e-3, help="Adam's learning rate")
+    lr_decay_epochs: tuple[int, ...] = _setting((30, 60), help="epochs at which the learning rate is multiplied "
+                                                               "by --lr-decay", metavar="EPOCH")
+    lr_decay: float = _setting(0.1, help="factor of each learning-rate step")
+    seed: int = _setting(0, help="seed of the weights, the batch order and the augmentation")
+    augment: bool = _setting(True, help="augmentation: crop-and-shift, zoom, brightness/contrast/blur, flip "
+                                        "(--no-augment: the crops as they are)")
+    rotate: float = _setting(30.0, help="augmentation: in-plane rotation, ± degrees (half the batch); 0: the "
+                                        "original's augmentation")
+    size: int | None = _setting(None, help="input image size (default: the data's)")
+    channels: int = _setting(3, help="input channels", choices=(1, 3))
+    stage_num: tuple[int, int, int] = _setting((3, 3, 3), help="SSR-Net's bins per stage (three stages)",
+                                               metavar="K")
+    lambda_d: float = _setting(1.0, help="SSR-Net's dynamic-range factor λ_d")
+    bn_momentum: float = _setting(0.99, help="batch-norm moving-average momentum")
+    workers: int = _setting(2, help="threads for the input pipeline")
+    init: str | None = _setting(None, help="start from the weights of this model (.keras or legacy .h5): "
+                                           "fine-tuning")
+    precision: str = _setting("float32", help="float32 (default) or bfloat16: conv streams in mixed bfloat16, "
+                                              "faster on CPUs with bf16 units (see headpose bench); checkpoints "
+                                              "are float32 either way", choices=("float32", "bfloat16"))
+    width: float = _setting(1.0, help="channel multiplier of the network (1.0: the original SSR-Net-MT; 0.5: the "
+                                      "lite variant, about 2x faster per crop)")
+    grey: float = _setting(0.0, help="augmentation: fraction of crops made grey (luminance in all three "
+                                     "channels)")
+    infrared: float = _setting(0.0, help="augmentation: fraction made near-infrared-like (red channel, gamma, "
+                                         "flat contrast)")
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -335,31 +363,52 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     return out / "best.keras"
 
 
-def train_from_args(a) -> Path:
-    """CLI entry: a config file (TOML) overlaid with the flags given; or resume a run."""
-    if a.resume:
-        run = Path(a.resume)
+def read_config(path: str | os.PathLike) -> dict:
+    """The settings of a TOML file (keys: :class:`TrainConfig` fields); one-line errors for a file that cannot
+    be read and for unknown keys."""
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise HeadposeError(f"{path}: cannot read config ({e})") from None
+    TrainConfig.from_dict(d, str(path))  # unknown keys fail here, naming the file
+    return d
+
+
+def _merged(settings: dict | None, config: str | os.PathLike | None) -> dict:
+    d = read_config(config) if config else {}
+    d.update({k: v for k, v in (settings or {}).items() if v is not None})
+    return d
+
+
+def config_from(settings: dict | None = None, config: str | os.PathLike | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from the TOML file ``config`` overlaid by ``settings`` (field → value; ``None``
+    means not given: the file's value or the default stays)."""
+    return TrainConfig.from_dict(_merged(settings, config), str(config) if config else "settings")
+
+
+def train_from_settings(settings: dict | None = None, config: str | os.PathLike | None = None,
+                        resume: str | os.PathLike | None = None) -> Path:
+    """``headpose train``: train with the TOML file ``config`` overlaid by ``settings`` (:func:`config_from`),
+    or, with ``resume``, continue that run folder with its own settings (``config.json``; of ``settings`` only
+    ``epochs`` applies). Returns the path of the best checkpoint."""
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    if resume:
+        run = Path(resume)
         cfg_file = run / "config.json"
         if not cfg_file.exists():
             raise HeadposeError(f"{run}: not a training run (no config.json)")
         cfg = TrainConfig.from_dict(json.loads(cfg_file.read_text()), str(cfg_file))
-        if a.epochs:
-            cfg.epochs = a.epochs
+        if settings.get("epochs"):
+            cfg.epochs = settings["epochs"]
+        ignored = sorted(set(settings) - {"epochs"}) + (["config"] if config else [])
+        if ignored:
+            print(f"note: --resume continues {run} with its own settings ({cfg_file}); ignored: "
+                  + ", ".join(f"--{k.replace('_', '-')}" for k in ignored), file=sys.stderr)
         return train(cfg, resume=True)
-    d = {}
-    if a.config:
-        try:
-            with open(a.config, "rb") as f:
-                d = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise HeadposeError(f"{a.config}: cannot read config ({e})") from None
-    flags = {"data": a.data, "val": a.val, "val_split": a.val_split, "out": a.out, "epochs": a.epochs,
-             "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "size": a.size, "channels": a.channels,
-             "augment": a.augment, "workers": a.workers, "init": a.init, "precision": a.precision,
-             "width": a.width, "grey": a.grey, "infrared": a.infrared}
-    d.update({k: v for k, v in flags.items() if v is not None})
+    d = _merged(settings, config)
     if not d.get("data"):
         raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")
     if not d.get("out"):
         raise HeadposeError("no run folder: give --out runs/NAME")
-    return train(TrainConfig.from_dict(d, a.config or "flags"))
+    return train(TrainConfig.from_dict(d, str(config) if config else "settings"))
