@@ -334,12 +334,17 @@ class _Outputs:
 # ----------------------------------------------------------------------------------------------------------
 # Sources
 # ----------------------------------------------------------------------------------------------------------
-def _kind(path: Path) -> str:
+def media_kind(path: Path) -> str:
+    """``"image"``, ``"video"`` or ``"other"``, by the file's extension."""
     ext = path.suffix.lower()
     return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else "other"
 
 
-def _read_image(path: Path) -> np.ndarray | None:
+_kind = media_kind
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """The image as BGR uint8, or None when OpenCV cannot decode it."""
     try:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error:
@@ -347,7 +352,7 @@ def _read_image(path: Path) -> np.ndarray | None:
     return img if img is not None and img.size else None
 
 
-def _open_video(path: Path):
+def open_video(path: Path):
     """(capture, first frame) or None when OpenCV cannot open or decode it."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -432,7 +437,7 @@ class _Run:
             for path, dest in files:
                 if self.stopped:
                     return
-                img = _read_image(path)
+                img = read_image(path)
                 if img is None:
                     self.skip(str(path), UNREADABLE, bar)
                     if bar is not None:
@@ -565,13 +570,13 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
 def _file(run: _Run, path: Path, out: Path | None, tqdm):
     kind = _kind(path)
     if kind != "video":
-        img = _read_image(path)
+        img = read_image(path)
         if img is not None:
             run.images([(path, _out_path(out, Path(path.name)))])
             return
         if kind == "image":
             raise HeadposeError(f"{path}: unreadable image (corrupt, truncated or not an image OpenCV can decode)")
-    opened = _open_video(path)
+    opened = open_video(path)
     if opened is None:
         what = "broken video (OpenCV cannot open or decode it)" if kind == "video" else \
             "neither an image nor a video OpenCV can read"
@@ -581,7 +586,8 @@ def _file(run: _Run, path: Path, out: Path | None, tqdm):
     run.video(cap, first, str(path), _out_path(out, Path(path.stem + ".mp4")), live=False, total=total, tqdm=tqdm)
 
 
-def _folder(run: _Run, root: Path, out: Path | None, tqdm):
+def list_folder(root: Path, out: Path | None = None) -> list[Path]:
+    """Every file below ``root`` in name order, hidden files and folders and ``out`` (our own output) left out."""
     out_abs = out.resolve() if out is not None else None
     files = []
     for p in sorted(root.rglob("*")):
@@ -590,6 +596,11 @@ def _folder(run: _Run, root: Path, out: Path | None, tqdm):
         if out_abs is not None and out_abs in p.resolve().parents:
             continue  # our own output inside the source folder
         files.append(p)
+    return files
+
+
+def _folder(run: _Run, root: Path, out: Path | None, tqdm):
+    files = list_folder(root, out)
     media = [p for p in files if _kind(p) != "other"]
     for p in files:
         if _kind(p) == "other":
@@ -610,7 +621,7 @@ def _folder(run: _Run, root: Path, out: Path | None, tqdm):
         for p in videos:
             if run.stopped:
                 break
-            opened = _open_video(p)
+            opened = open_video(p)
             if opened is None:
                 run.skip(str(p), BROKEN, bar)
             else:
