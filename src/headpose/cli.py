@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- predict -------------------------------------------------------------------------------------------
     r = sub.add_parser("predict", help="pose of every face in an image, folder, video or webcam")
-    r.add_argument("source", help="image, folder (recursive), video file, or webcam index (0, 1, ...)")
+    r.add_argument("source", nargs="+", help="image, folder (recursive), video file, or webcam index (0, 1, ...); "
+                                             "with --engine ray: several images, folders and videos")
     r.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP)
     r.add_argument("--out", help="folder for annotated images / video")
     r.add_argument("--json", help="write one JSON object per face (JSON Lines)")
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--min-score", type=float, default=0.5, help="face detector score threshold")
     r.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (default; faces up to a few metres) or short range (close-ups, faster)")
+    r.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default: this machine) or ray (a Ray Data pipeline: a local Ray instance with this "
+                        "machine's cores, or the cluster at --address; needs the [ray] extra)")
+    r.add_argument("--address", help="with --engine ray: a running Ray cluster (ray start --head prints it; auto: "
+                                     "the one on this node)")
+    r.add_argument("--parquet", metavar="DIR", help="with --engine ray: write one row per face as Parquet files in "
+                                                    "DIR; sources already there are skipped on a re-run")
 
     # --- demo ----------------------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
@@ -208,10 +216,22 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.export import export
 
         export(a.model, a.format, a.out, calib=a.calib)
+    elif cmd == "predict" and a.engine == "ray":
+        from headpose.engine_ray import predict_ray
+
+        if a.out or a.show:
+            raise HeadposeError("--engine ray writes rows only (--json, --parquet): no --out or --show")
+        predict_ray(a.source, model=a.model, json_out=a.json, parquet=a.parquet, address=a.address,
+                    min_score=a.min_score, detector=a.detector)
     elif cmd == "predict":
         from headpose.predict import predict_source
 
-        predict_source(a.source, model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
+        if a.address or a.parquet:
+            raise HeadposeError("--address and --parquet go with --engine ray")
+        if len(a.source) > 1:
+            raise HeadposeError("the local engine takes one source (an image, a folder, a video or a webcam): "
+                                "put the files in a folder, or use --engine ray")
+        predict_source(a.source[0], model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
                        min_score=a.min_score, detector=a.detector)
     elif cmd == "demo":
         from headpose.predict import demo
