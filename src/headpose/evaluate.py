@@ -45,10 +45,11 @@ def mae_table(pred: np.ndarray, true: np.ndarray) -> dict:
 
 
 def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False,
-             grey: bool = False) -> dict:
+             grey: bool = False, flip: bool = False) -> dict:
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
-    ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops."""
-    runner = open_model(model) if isinstance(model, (str, os.PathLike)) else model
+    ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops; ``flip``: with
+    mirror averaging (:class:`headpose.runtime.FlipAverage`)."""
+    runner = open_model(model, flip=flip) if isinstance(model, (str, os.PathLike)) else model
     results, curves = {}, {}
     for path in data:
         pred, true = predict_npz(runner, path, batch_size, grey=grey)
@@ -68,7 +69,7 @@ YAW_BINS = ((0, 30), (30, 60), (60, 75), (75, 99))
 
 
 def evaluate_photos(model, src, half: str | None = None, margin: float | None = None, detector: str = "full",
-                    quiet: bool = False, json_out=None) -> dict:
+                    quiet: bool = False, json_out=None, flip: bool = False) -> dict:
     """End to end on labelled photos (AFLW2000 / 300W-LP layout: ``NAME.jpg`` + ``NAME.mat``): the detector,
     the crop and the pose model as :class:`headpose.HeadPoseEstimator` runs them on the whole photo.
 
@@ -90,7 +91,7 @@ def evaluate_photos(model, src, half: str | None = None, margin: float | None = 
         items = items[("a", "b").index(half)::2]
     if not items:
         raise HeadposeError(f"{src}: no image with a .mat beside it")
-    est = HeadPoseEstimator(model, detector=detector, margin=margin)
+    est = HeadPoseEstimator(model, detector=detector, margin=margin, flip=flip)
     pred, true, found, skipped = [], [], [], 0
     for it in tqdm(items, desc="evaluate photos", unit="img", disable=quiet, mininterval=0.5):
         try:

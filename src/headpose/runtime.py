@@ -169,8 +169,29 @@ def _batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
     return out
 
 
-def open_model(path: str | os.PathLike, threads: int | None = None):
-    """A callable runner for a model file (or a bundled model name), chosen by its extension."""
+class FlipAverage:
+    """Test-time mirror averaging around any runner: each crop and its mirror image are both read, and the
+    mirror's answer, turned back (yaw and roll negated, pitch kept), is averaged with the crop's. Twice the pose
+    compute; on the selection data (AFLW2000 half a, BIWI 02 14) it took 0.3-0.4° off the mean error."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.kind = runner.kind
+        self.img_size = runner.img_size
+        self.channels = runner.channels
+
+    def __call__(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        x = np.asarray(x)
+        n = len(x)
+        both = self.runner(np.concatenate([x, x[:, :, ::-1]]), batch_size=batch_size)
+        return (both[:n] + both[n:] * np.array([-1.0, 1.0, -1.0], np.float32)) / 2
+
+
+def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool = False):
+    """A callable runner for a model file (or a bundled model name), chosen by its extension; ``flip``: wrapped
+    in :class:`FlipAverage`."""
+    if flip:
+        return FlipAverage(open_model(path, threads))
     path = resolve_model(path)
     if not path.exists():
         raise HeadposeError(f"{path}: no such model file")
