@@ -424,6 +424,7 @@ def _report(items, videos, done, store: Path, json_out, skipped, resumed: int, q
         counts["frames"] += n
         if total and n < 0.98 * total - 1:
             skipped.append((source, f"{TRUNCATED} (frame {n} of {total})"))
+            print(f"headpose: skipped {source}: {skipped[-1][1]}", file=sys.stderr)
     counts["faces"] = sum(r["face"] is not None for r in rows)
     counts["no_face"] = sum(r["face"] is None for r in rows)
     written = []
