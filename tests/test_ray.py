@@ -147,6 +147,8 @@ def test_cli_errors_one_line(folder, tmp_path, capsys):
         ([str(bad), "--engine", "ray", "--json", str(tmp_path / "a.jsonl")], f"{bad}: unreadable image"),
         ([str(folder), "--engine", "ray", "--json", str(tmp_path / "a.jsonl"), "--out", str(tmp_path)], "--out"),
         ([str(folder), str(folder), "--json", str(tmp_path / "a.jsonl")], "one source"),
+        ([str(folder), "--engine", "ray", "--json", str(tmp_path / "a.jsonl"), "--address", "127.0.0.1:1"],
+         "--address 127.0.0.1:1: no Ray cluster answers there"),
     ):
         assert main(["predict", *args]) == 2
         err = capsys.readouterr().err.strip()

@@ -280,13 +280,27 @@ def _list_sources(sources: list[str], chunk_frames: int, skip) -> tuple[list[dic
     return list(unique.values()), videos
 
 
+def _check_reachable(address: str | None, timeout: float = 5.0):
+    """A HOST:PORT (or ray://HOST:PORT) address that does not answer is named at once (Ray itself retries for
+    minutes)."""
+    import socket
+
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or no address
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise HeadposeError(f"--address {address}: no Ray cluster answers there ({e}); start one with "
+                            "ray start --head") from None
+
+
 def _init_ray(address: str | None):
     """Ray connected: to the cluster at ``address``, or to a fresh local instance with this machine's cores.
     Returns whether this call started it (and so should shut it down)."""
-    try:
-        import ray
-    except ImportError:
-        raise HeadposeError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+    import ray
+
+    _check_reachable(address)
     if ray.is_initialized():
         return False
     try:
@@ -315,9 +329,16 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     """
     if not json_out and not parquet:
         raise HeadposeError("--engine ray writes rows to --json OUT.jsonl and/or --parquet DIR: give one")
+    try:
+        import pyarrow.parquet  # noqa: F401
+        import ray  # noqa: F401
+    except ImportError as e:
+        raise HeadposeError(f'--engine ray needs the [ray] extra ({e.name} is missing): pip install -e ".[ray]"') \
+            from None
     sources = [str(s) for s in ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
     if not sources:
         raise HeadposeError("give at least one image, folder or video")
+    _check_reachable(address)  # before listing a large archive
     model_path = resolve_model(model if model is not None else "full")
     sha = file_sha256(model_path)
     store = Path(parquet) if parquet else Path(json_out).with_name(Path(json_out).name + ".parts")
