@@ -226,7 +226,7 @@ def dispatch(a: argparse.Namespace) -> int:
         if a.out or a.show:
             raise HeadposeError("--engine ray writes rows only (--json, --parquet): no --out or --show")
         predict_ray(a.source, model=a.model, json_out=a.json, parquet=a.parquet, address=a.address,
-                    min_score=a.min_score, detector=a.detector)
+                    min_score=a.min_score, detector=a.detector, flip=a.flip)
     elif cmd == "predict":
         from headpose.predict import predict_source
 

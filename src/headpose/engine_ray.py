@@ -120,8 +120,8 @@ class PoseActor:
     """One per worker slot: the estimator (detector and pose model, loaded once), then batches of items."""
 
     def __init__(self, model: str, model_sha256: str, detector: str, min_score: float, store: str,
-                 crash_flag: str | None = None):
-        self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1)
+                 crash_flag: str | None = None, flip: bool = False):
+        self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip)
         self.sha = model_sha256
         self.store = Path(store)
         self.crash_flag = crash_flag
@@ -316,15 +316,16 @@ def _init_ray(address: str | None):
 
 
 def predict_ray(sources, model=None, json_out=None, parquet=None, address: str | None = None,
-                min_score: float = 0.5, detector: str = "full", concurrency: int | None = None,
+                min_score: float = 0.5, detector: str = "full", flip: bool = False, concurrency: int | None = None,
                 batch_size: int = BATCH_SIZE, chunk_frames: int = CHUNK_FRAMES, quiet: bool = False) -> dict:
     """``headpose predict SOURCE... --engine ray``: pose of every face in images, folders and videos on Ray.
 
     ``json_out``: the local engine's JSON Lines report; ``parquet``: the store folder (one row per face); one of
     them is needed. ``address``: a running Ray cluster (``ray start --head`` prints it; ``"auto"``: the one on
     this node); without it a local Ray instance with this machine's cores is started and stopped.
-    ``concurrency``: actors (default: one per CPU of the cluster); ``batch_size``: items per actor call;
-    ``chunk_frames``: frames per video item. Returns the local engine's summary (counts, ``skipped``,
+    ``flip``: mirror averaging, as :class:`~headpose.predict.HeadPoseEstimator`. ``concurrency``: actors
+    (default: one per CPU of the cluster); ``batch_size``: items per actor call; ``chunk_frames``: frames per
+    video item. Returns the local engine's summary (counts, ``skipped``,
     ``written``) plus ``resumed`` (items found in the store) and ``store``.
     """
     if not json_out and not parquet:
@@ -342,7 +343,7 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     model_path = resolve_model(model if model is not None else "full")
     sha = file_sha256(model_path)
     store = Path(parquet) if parquet else Path(json_out).with_name(Path(json_out).name + ".parts")
-    settings = {"model_sha256": sha, "detector": detector, "min_score": float(min_score),
+    settings = {"model_sha256": sha, "detector": detector, "min_score": float(min_score), "flip": bool(flip),
                 "chunk_frames": int(chunk_frames)}
     skipped: list[tuple[str, str]] = []
 
@@ -359,7 +360,7 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     if todo:
         started = _init_ray(address)
         try:
-            _run(todo, str(model_path), sha, detector, min_score, store, concurrency, batch_size, quiet, skip)
+            _run(todo, str(model_path), sha, detector, min_score, flip, store, concurrency, batch_size, quiet, skip)
         finally:
             if started:
                 import ray
@@ -369,7 +370,7 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     return _report(items, videos, done, store, json_out, skipped, resumed=len(items) - len(todo), quiet=quiet)
 
 
-def _run(todo, model_path, sha, detector, min_score, store: Path, concurrency, batch_size, quiet, skip):
+def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurrency, batch_size, quiet, skip):
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -387,7 +388,7 @@ def _run(todo, model_path, sha, detector, min_score, store: Path, concurrency, b
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         fn_constructor_kwargs={"model": model_path, "model_sha256": sha, "detector": detector,
                                                "min_score": float(min_score), "store": str(store.resolve()),
-                                               "crash_flag": os.environ.get(CRASH_ENV)})
+                                               "crash_flag": os.environ.get(CRASH_ENV), "flip": bool(flip)})
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for source, kind, n in zip(batch["source"], batch["kind"], batch["n"]):
