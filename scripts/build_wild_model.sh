@@ -2,7 +2,8 @@
 # Rebuild the shipped in-the-wild models from ../shared/data, end to end:
 #   bash scripts/build_wild_model.sh            # data, profiled renders, the full model (headpose_ssrnet_mt.*)
 #   bash scripts/build_wild_model.sh --lite     # then the lite model (width 0.5: headpose_ssrnet_mt_lite.*)
-# Starts from the previous shipped models (render-pretrained, BIWI fine-tuned: scripts/build_shipped_model.sh).
+# Starts from the previous shipped models (render-pretrained, BIWI fine-tuned): scripts/build_shipped_model.sh makes
+# them first when runs/ lacks them (about 15 minutes each).
 # Selection data (checkpoints, recipes): AFLW2000 half a, BIWI 02 14, aflw_wild block p13.
 # Reported only: AFLW2000 half b, BIWI 04 11 17 22, aflw_wild block p14 (never trained or chosen on).
 set -euo pipefail
@@ -28,7 +29,26 @@ mkdir -p "$D" "$P/photos"
     headpose prepare aflw-wild --src ../shared/data/aflw_wild --out "$D/wild_select.npz" --groups p13
     headpose prepare aflw-wild --src ../shared/data/aflw_wild --out "$D/wild_hold.npz" --groups p14; }
 
-# --- 300W-LP-style profiling: 4,000 training faces of aflw_wild within ±40° of yaw (configs/wild_profile_photos.txt)
+# the aflw_wild faces at |yaw| >= 30°, read twice in the second step (configs/wild_v2.toml)
+[ -f "$D/wild_train_side.npz" ] || python -c "
+import numpy as np
+from headpose.data.npz import load_npz, save_npz
+x, y = load_npz('$D/wild_train.npz', mmap=False)
+k = (np.abs(y[:, 0]) >= 30) & (np.abs(y[:, 0]) <= 99)
+save_npz('$D/wild_train_side.npz', x[k], y[k])"
+
+# int8 calibration: 200 crops each of AFLW2000 half a and BIWI 02 14 (selection data)
+[ -f "$D/calib_mix.npz" ] || python -c "
+import numpy as np
+from headpose.data.npz import load_npz, save_npz
+xs, ys = [], []
+for p in ('$D/aflw2000_a.npz', '$D/biwi_select.npz'):
+    x, y = load_npz(p)
+    idx = np.linspace(0, len(x) - 1, 200).astype(int)
+    xs.append(np.asarray(x[idx])); ys.append(y[idx])
+save_npz('$D/calib_mix.npz', np.concatenate(xs), np.concatenate(ys))"
+
+# --- 300W-LP-style profiling (an ablation: configs/wild.toml; the shipped recipe does not use it): 4,000 training faces of aflw_wild within ±40° of yaw (configs/wild_profile_photos.txt)
 #     → textured meshes → 8 renders each at random poses (yaw ±90, pitch ±60, roll ±45), cropped at the wild scale
 [ -f "$D/wild_prof.npz" ] || {
     while read -r f; do ln -sf "$PWD/../shared/data/aflw_wild/crops/$f" "$P/photos/"; done < configs/wild_profile_photos.txt
@@ -38,20 +58,26 @@ mkdir -p "$D" "$P/photos"
     python -m headpose.synth.pack "$P/renders" "$D/wild_prof.npz" --ratio 1.4,2.0; }
 
 SELECTION="checkpoints and recipes chosen on AFLW2000 half a (even photos), BIWI 02 14 and aflw_wild block p13"
+if [ "$LITE" = 1 ]; then
+    [ -f runs/lite/final/best.keras ] || bash scripts/build_shipped_model.sh --lite
+else
+    [ -f runs/shipped/best.keras ] || bash scripts/build_shipped_model.sh
+fi
 NOTE="AFLW2000 half b, BIWI 04 11 17 22 and aflw_wild p14 were never trained or chosen on"
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
-           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops, AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw"
-           "BIWI sequences 01 05 07 08 10 13 16 19 20 23"
-           "profiled renders: 3,844 meshes of aflw_wild training faces, 8 random poses each")
+           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw); the 6,004 at |yaw| 30-99° twice in step 2"
+           "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)")
 if [ "$LITE" = 1 ]; then
     headpose train --config configs/wild_lite.toml
-    python scripts/ship_model.py runs/wild_lite/best.keras --name headpose_ssrnet_mt_lite --val "$D/biwi_hold.npz" \
-        --calib "$D/aflw2000_a.npz" --selection "$SELECTION" --margin 0.3 \
+    headpose train --config configs/wild_lite_v2.toml
+    python scripts/ship_model.py runs/wild_lite_v2/best.keras --name headpose_ssrnet_mt_lite --val "$D/biwi_hold.npz" \
+        --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin 0.3 \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE"
     exit 0
 fi
-headpose train --config configs/wild.toml
-python scripts/ship_model.py runs/wild/best.keras --val "$D/biwi_hold.npz" --calib "$D/aflw2000_a.npz" \
+headpose train --config configs/wild_v1.toml
+headpose train --config configs/wild_v2.toml
+python scripts/ship_model.py runs/wild_v2/best.keras --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin 0.3 --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"
