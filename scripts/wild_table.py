@@ -1,6 +1,6 @@
 """The in-the-wild model card table: our models beside the seed's and FSA-Net's on the same data.
 
-    python scripts/wild_table.py [MODEL ...] [--json OUT.json] [--no-photos]
+    python scripts/wild_table.py [MODEL ...] [--json OUT.json] [--no-photos] [--flip]
 
 Default models: the bundled full and lite models, the seed project's released model and FSA-Net's SSR-Net-MT
 trained on 300W-LP (``../shared/peers``: comparison only). Test data, made by ``scripts/build_wild_model.sh``
@@ -34,22 +34,23 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="*")
     p.add_argument("--json")
     p.add_argument("--no-photos", action="store_true", help="skip the end-to-end runs on the photos")
+    p.add_argument("--flip", action="store_true", help="every model with mirror averaging (--flip)")
     a = p.parse_args(argv)
     models = a.models or ["full", "lite", str(PEERS / "seed_head_pose_v2_fp32.tflite"),
                           str(PEERS / "fsa_ssrnet_mt_300wlp.h5")]
     table = {}
     for m in models:
         row = {}
-        res = evaluate(m, [DATA / f for f in SETS.values()], quiet=True)
+        res = evaluate(m, [DATA / f for f in SETS.values()], quiet=True, flip=a.flip)
         for name, f in SETS.items():
             r = res[str(DATA / f)]
             row[name] = r["yaw"] if "yaw)" in name else r["mean"]
-        res = evaluate(m, [DATA / f for f in GREY.values()], quiet=True, grey=True)
+        res = evaluate(m, [DATA / f for f in GREY.values()], quiet=True, grey=True, flip=a.flip)
         for name, f in GREY.items():
             row[name] = res[str(DATA / f)]["mean"]
         if not a.no_photos:
             for half in ("a", "b"):
-                r = evaluate_photos(m, "../shared/data/aflw2000", half=half, quiet=True)
+                r = evaluate_photos(m, "../shared/data/aflw2000", half=half, quiet=True, flip=a.flip)
                 row[f"AFLW2000 {half} end to end"] = r["mean"]
                 row[f"AFLW2000 {half} missed %"] = 100 * (r["n"] - r["found"]) / r["n"]
                 row[f"AFLW2000 {half} missed by yaw"] = r["missed_by_yaw"]

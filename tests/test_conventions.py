@@ -72,7 +72,9 @@ def test_roll_follows_in_plane_rotation(estimators, turned_frames, which):
         for a in (30, -30):
             change = _pose(est, turned[a]) - base
             assert abs(change[2] + a) < 10, (which, a, change)  # sign and size of the rotation
-            assert abs(change[1]) < 10, (which, a, change)  # a turn in the image plane is no nod
+            # a turn in the image plane is no nod (a swapped axis moves pitch by ~30°; the lite model, weaker,
+            # moves it by up to 13° on these frames)
+            assert abs(change[1]) < {"full": 10, "lite": 15}[which], (which, a, change)
 
 
 @pytest.mark.parametrize("which", MODELS)
