@@ -40,8 +40,9 @@ def find(src: Path) -> list[Item]:
             raise HeadposeError(f"{table}: missing column(s) {', '.join(missing[:5])}"
                                 f"{' ...' if len(missing) > 5 else ''}")
         rows = list(reader)
-    return [Item(str(Path(src) / row["file"]), ",".join(row[c] for c in COLUMNS[1:]), f"p{i * PARTS // len(rows):02d}")
-            for i, row in enumerate(rows)]
+    # a short row leaves its last fields None: an empty value, which parse_label reports as a bad label
+    return [Item(str(Path(src) / row["file"]), ",".join(row[c] or "" for c in COLUMNS[1:]),
+                 f"p{i * PARTS // len(rows):02d}") for i, row in enumerate(rows)]
 
 
 def parse_label(text: str) -> tuple[float, np.ndarray]:
