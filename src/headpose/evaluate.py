@@ -168,8 +168,8 @@ def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".tmp-{png.name}")
-    fig.savefig(tmp, format="png", dpi=90)
+    from headpose.io import atomic_path
+
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, png)

@@ -57,8 +57,8 @@ def show(npz, out_png, n: int = 64, seed: int = 0) -> Path:
     out = Path(out_png)
     if out.suffix.lower() != ".png":
         raise HeadposeError(f"{out}: the contact sheet is written as PNG (name it .png)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), sheet):
-        raise HeadposeError(f"{out}: cannot write the PNG")
+    from headpose.io import write_image_atomic
+
+    write_image_atomic(out, sheet)
     print(f"{out}: {len(idx)} of {len(images)} crops, {sheet.shape[1]}×{sheet.shape[0]} px")
     return out
