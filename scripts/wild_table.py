@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from headpose.evaluate import evaluate, evaluate_photos  # noqa: E402
+from headpose.runtime import open_model  # noqa: E402
 
 PEERS = Path("../shared/peers")
 DATA = Path("runs/data")
@@ -41,11 +42,12 @@ def main(argv=None) -> int:
     table = {}
     for m in models:
         row = {}
-        res = evaluate(m, [DATA / f for f in SETS.values()], quiet=True, flip=a.flip)
+        runner = open_model(m, flip=a.flip)  # opened once for the crop sets and their grey copies
+        res = evaluate(runner, [DATA / f for f in SETS.values()], quiet=True)
         for name, f in SETS.items():
             r = res[str(DATA / f)]
             row[name] = r["yaw"] if "yaw)" in name else r["mean"]
-        res = evaluate(m, [DATA / f for f in GREY.values()], quiet=True, grey=True, flip=a.flip)
+        res = evaluate(runner, [DATA / f for f in GREY.values()], quiet=True, grey=True)
         for name, f in GREY.items():
             row[name] = res[str(DATA / f)]["mean"]
         if not a.no_photos:

@@ -200,15 +200,19 @@ class FaceDetector:
         if faces:
             return faces
         h, w = image_bgr.shape[:2]
-        pad = max(h, w) // 2
-        zoomed = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         out = []
-        for f in self.detect_once(zoomed):
-            x0, y0, x1, y1 = (v - pad for v in f.box)
-            b = (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
+        for f in self.detect_padded(image_bgr, max(h, w) // 2):
+            b = (max(f.box[0], 0.0), max(f.box[1], 0.0), min(f.box[2], float(w)), min(f.box[3], float(h)))
             if b[2] > b[0] and b[3] > b[1]:
-                out.append(Face(box=b, score=f.score, keypoints=f.keypoints - pad))
+                out.append(Face(box=b, score=f.score, keypoints=f.keypoints))
         return out
+
+    def detect_padded(self, image_bgr: np.ndarray, pad: int) -> list[Face]:
+        """One pass over the image inside a black border of ``pad`` pixels on every side (the picture zoomed
+        out, for faces that fill it), boxes and keypoints in the image's own pixels (a box may reach beyond it)."""
+        padded = cv2.copyMakeBorder(as_bgr(image_bgr), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        return [Face(box=tuple(v - pad for v in f.box), score=f.score, keypoints=f.keypoints - pad)
+                for f in self.detect_once(padded)]
 
     def detect_once(self, image_bgr: np.ndarray) -> list[Face]:
         """One pass of this model over a BGR image, best score first (no fallback)."""
@@ -274,6 +278,20 @@ def square_box(box) -> tuple[float, float, float, float]:
     return cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2
 
 
+def crop_padded(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The pixels of the integer box (x0, y0, x1, y1), black where it leaves the image (never clipped, so the
+    content keeps its scale); None if the box and the image do not overlap."""
+    X0, Y0, X1, Y1 = box
+    h, w = image.shape[:2]
+    cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, w), min(Y1, h)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return None
+    patch = image[cy0:cy1, cx0:cx1]
+    if (cx0, cy0, cx1, cy1) != (X0, Y0, X1, Y1):
+        patch = cv2.copyMakeBorder(patch, cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1, cv2.BORDER_CONSTANT, value=0)
+    return patch
+
+
 def crop_face(image_bgr: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int = 64) -> np.ndarray:
     """The network input for a detector box: uint8 ``size``×``size``×3 BGR.
 
@@ -293,11 +311,8 @@ def crop_face(image_bgr: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: 
     # Unclipped widened square (same arithmetic as expand_box), then pad whatever lies outside the image.
     X0, Y0 = round(x0 - margin * s), round(y0 - margin * s)
     X1, Y1 = round(x1 + margin * s), round(y1 + margin * s)
-    cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, w), min(Y1, h)
-    if cx1 <= cx0 or cy1 <= cy0:
+    patch = crop_padded(image_bgr, (X0, Y0, X1, Y1))
+    if patch is None:
         raise HeadposeError(f"face box {tuple(box)} lies outside the {w}×{h} image")
-    patch = image_bgr[cy0:cy1, cx0:cx1]
-    if (cx0, cy0, cx1, cy1) != (X0, Y0, X1, Y1):
-        patch = cv2.copyMakeBorder(patch, cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1, cv2.BORDER_CONSTANT, value=0)
     interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)

@@ -14,6 +14,7 @@ import numpy as np
 
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, load_npz, nan_mae
 from headpose.errors import HeadposeError
+from headpose.io import atomic_path, write_atomic
 from headpose.runtime import open_model, prepare_input
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -59,7 +60,7 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
         title = f"{model}{' (grey copies)' if grey else ''}" if isinstance(model, (str, os.PathLike)) else None
         print(format_table(results, title=title))
     if json_out:
-        _write_atomic(Path(json_out), json.dumps(results, indent=2))
+        write_atomic(json_out, json.dumps(results, indent=2))
     if plot:
         plot_error_vs_yaw(curves, Path(plot))
     return results
@@ -124,7 +125,7 @@ def evaluate_photos(model, src, half: str | None = None, margin: float | None = 
               f"{res['pitch']:.2f}, roll {res['roll']:.2f}, mean {res['mean']:.2f} (found faces); "
               f"missed by |yaw| {miss}")
     if json_out:
-        _write_atomic(Path(json_out), json.dumps(res, indent=2))
+        write_atomic(json_out, json.dumps(res, indent=2))
     return res
 
 
@@ -136,13 +137,6 @@ def format_table(results: dict, title: str | None = None) -> str:
         lines.append(f"{Path(k).name:<{w}}  {r['n']:>6}  {r['yaw']:>6.2f}  {r['pitch']:>6.2f}  {r['roll']:>6.2f}  "
                      f"{r['mean']:>6.2f}")
     return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str):
-    """The shared atomic writer, :func:`headpose.io.write_atomic`."""
-    from headpose.io import write_atomic
-
-    write_atomic(path, text)
 
 
 def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):
@@ -168,8 +162,6 @@ def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    from headpose.io import atomic_path
-
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)

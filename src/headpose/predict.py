@@ -165,7 +165,8 @@ class HeadPoseEstimator:
         try:
             det = self._spare.get_nowait()
         except queue.Empty:
-            det = FaceDetector(self.detector.model, min_score=self.detector.min_score, threads=1)
+            det = FaceDetector(self.detector.model, min_score=self.detector.min_score, threads=1,
+                               fallback=self.detector.fallback)
         try:
             faces = det.detect(image)
             crops = [crop_face(image, f.box, self.margin, self.size) for f in faces]

@@ -71,15 +71,11 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
 
 def protocol_crop(image: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:
     """The landmark box of ``points`` (K×2 pixels) widened by ``margin`` × its width / height on each side,
-    black where it leaves ``image`` (never clipped, so the face keeps the protocol's scale)."""
-    import cv2
+    black where it leaves ``image`` (:func:`headpose.detect.crop_padded`: the face keeps the protocol's scale)."""
+    from headpose.detect import crop_padded
 
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
     w, h = x1 - x0, y1 - y0
-    X0, Y0, X1, Y1 = (round(x0 - margin * w), round(y0 - margin * h), round(x1 + margin * w), round(y1 + margin * h))
-    ih, iw = image.shape[:2]
-    cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, iw), min(Y1, ih)
-    if cx1 <= cx0 or cy1 <= cy0:
-        return image
-    patch = image[cy0:cy1, cx0:cx1]
-    return cv2.copyMakeBorder(patch, cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1, cv2.BORDER_CONSTANT, value=0)
+    box = (round(x0 - margin * w), round(y0 - margin * h), round(x1 + margin * w), round(y1 + margin * h))
+    patch = crop_padded(image, box)
+    return image if patch is None else patch

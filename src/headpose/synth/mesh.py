@@ -225,15 +225,8 @@ class _Worker:
         faces = self.short.detect(img)
         if faces:
             return max(faces, key=lambda f: f.score)
-        pad = max(img.shape[:2]) // 4
-        faces = self.full.detect(cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT))
-        if not faces:
-            return None
-        f = max(faces, key=lambda f: f.score)
-        x0, y0, x1, y1 = f.box
-        f.box = (x0 - pad, y0 - pad, x1 - pad, y1 - pad)
-        f.keypoints = f.keypoints - pad
-        return f
+        faces = self.full.detect_padded(img, max(img.shape[:2]) // 4)
+        return max(faces, key=lambda f: f.score) if faces else None
 
     def __call__(self, path: str, out: str) -> tuple[str, str | None, dict | None]:
         name = Path(path).stem
