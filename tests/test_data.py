@@ -264,3 +264,73 @@ def test_data_show_writes_png(tmp_path, biwi_slice):
     assert (rows, cols) == (3, 4)
     assert sheet.shape == (rows * TILE, cols * TILE, 3)
     assert main(["data", "show", str(tmp_path / "nope.npz"), "--out", str(png)]) == 2
+
+
+# --- unlabelled faces, pseudo-labels, subsets -----------------------------------------------------------------
+
+def test_prepare_faces_then_label(tmp_path):
+    """`prepare faces` packs unlabelled photos (pose NaN, refused by training until labelled); `data label`
+    writes our model's flip-averaged answers, the same numbers the runtime gives on those crops."""
+    from headpose.errors import HeadposeError
+    from headpose.runtime import open_model, prepare_input
+
+    src = tmp_path / "faces"
+    src.mkdir()
+    for f in sorted((DATA / "faces").glob("*.jpg"))[:6]:
+        (src / f.name).symlink_to(f)
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "faces.npz"
+    assert main(["prepare", "faces", "--src", str(src), "--out", str(out), "--margin", "0.3", "--workers", "1"]) == 0
+    x, y = load_npz(out, unlabelled=True)
+    assert len(x) == 6 and np.isnan(y).all()
+    assert _report_counts(report_path(out))[0] == {"unreadable image": 1}
+    with pytest.raises(HeadposeError, match="data label"):
+        load_npz(out)  # training and evaluation refuse unlabelled rows
+    lab = tmp_path / "faces_t.npz"
+    assert main(["data", "label", str(out), "--model", "full", "--out", str(lab)]) == 0
+    xl, yl = load_npz(lab)
+    assert np.array_equal(xl, x)
+    want = open_model("full", flip=True)(prepare_input(np.asarray(x), 3, 64))
+    np.testing.assert_allclose(yl, want, atol=1e-3)
+
+
+def test_label_reads_real_poses_and_fills_only_unknown(tmp_path, biwi_npz):
+    """On real BIWI crops the model's labels follow the truth (a constant or sign-flipped answer fails), and
+    `--missing` keeps every known angle while filling the unknown ones with the model's."""
+    from headpose.data.npz import nan_mae, save_npz
+
+    x, y = load_npz(biwi_npz["val"], mmap=False)
+    lab = tmp_path / "lab.npz"
+    assert main(["data", "label", str(biwi_npz["val"]), "--model", "full", "--no-flip", "--out", str(lab)]) == 0
+    _, t = load_npz(lab)
+    assert nan_mae(t, y).mean() < 6.0
+    for k in range(3):  # each angle moves with the truth
+        assert np.corrcoef(t[:, k], y[:, k])[0, 1] > 0.6
+    holed = y.copy()
+    holed[::2, 1:] = np.nan  # pitch and roll unknown on every other row
+    src = save_npz(tmp_path / "holed.npz", x, holed)
+    fill = tmp_path / "fill.npz"
+    assert main(["data", "label", str(src), "--model", "full", "--no-flip", "--missing", "--out", str(fill)]) == 0
+    _, f = load_npz(fill)
+    known = ~np.isnan(holed)
+    assert np.array_equal(f[known], y[known])
+    np.testing.assert_allclose(f[~known], t[~known], atol=1e-3)
+
+
+def test_data_subset_and_join(tmp_path, biwi_npz):
+    x, y = load_npz(biwi_npz["val"], mmap=False)
+    side = tmp_path / "side.npz"
+    assert main(["data", "subset", str(biwi_npz["val"]), "--yaw", "20,99", "--out", str(side)]) == 0
+    xs, ys = load_npz(side)
+    keep = (np.abs(y[:, 0]) >= 20) & (np.abs(y[:, 0]) <= 99)
+    assert 0 < len(ys) == keep.sum() < len(y)
+    assert np.array_equal(ys, y[keep]) and np.array_equal(xs, x[keep])
+    few = tmp_path / "few.npz"
+    assert main(["data", "subset", str(biwi_npz["val"]), "--n", "5", "--out", str(few)]) == 0
+    _, yf = load_npz(few)
+    assert np.array_equal(yf, y[np.linspace(0, len(y) - 1, 5).round().astype(int)])
+    both = tmp_path / "both.npz"
+    assert main(["data", "subset", str(few), str(side), "--out", str(both)]) == 0
+    assert np.array_equal(load_npz(both)[1], np.concatenate([yf, ys]))
+    assert main(["data", "subset", str(biwi_npz["val"]), "--yaw", "150,160", "--out", str(few)]) == 2
+    assert main(["data", "subset", str(few), str(side), "--n", "2", "--out", str(both)]) == 2

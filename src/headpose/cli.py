@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- prepare -------------------------------------------------------------------------------------------
     q = sub.add_parser("prepare", help="pack a dataset in its original layout into .npz")
-    q.add_argument("format", choices=("300wlp", "aflw2000", "aflw-wild", "biwi", "folder"))
+    q.add_argument("format", choices=("300wlp", "aflw2000", "aflw-wild", "biwi", "folder", "faces"),
+                   help="faces: unlabelled photos, packed with unknown (NaN) pose for `data label`")
     q.add_argument("--src", required=True)
     q.add_argument("--out", required=True, help="OUT.npz (with --split: OUT_train.npz and OUT_test.npz)")
     q.add_argument("--size", type=int, default=64)
@@ -167,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                                       "report both")
     h.add_argument("npz")
     h.add_argument("--out", nargs=2, metavar=("A.npz", "B.npz"), help="default: NAME_a.npz NAME_b.npz beside it")
+    su = ds.add_parser("subset", help="rows of a set by |yaw| range and/or an evenly spaced sample; or sets joined")
+    su.add_argument("npz", nargs="+", help="one set (several are joined in order)")
+    su.add_argument("--out", required=True)
+    su.add_argument("--yaw", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
+                    help="keep rows with LO <= |yaw| <= HI")
+    su.add_argument("--n", type=int, default=None, help="keep N rows, evenly spaced")
+    lb = ds.add_parser("label", help="pseudo-labels from one of our models (distillation, unknown angles)")
+    lb.add_argument("npz")
+    lb.add_argument("--model", required=True, help="our model file, or a bundled model: " + BUNDLED_HELP)
+    lb.add_argument("--out", required=True)
+    lb.add_argument("--no-flip", dest="flip", action="store_false", help="one pass, no mirror averaging")
+    lb.add_argument("--missing", action="store_true", help="fill only the unknown (NaN) angles")
 
     # --- synth ---------------------------------------------------------------------------------------------
     sy = sub.add_parser("synth", help="synthetic data").add_subparsers(dest="synth_command", required=True)
@@ -254,6 +267,19 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.data.npz import halves
 
         halves(a.npz, *(a.out or ()))
+    elif cmd == "data" and a.data_command == "subset":
+        from headpose.data.npz import concat, subset
+
+        if len(a.npz) > 1:
+            if a.yaw is not None or a.n is not None:
+                raise HeadposeError("data subset: join several sets, or select rows of one, not both")
+            concat(a.npz, a.out)
+        else:
+            subset(a.npz[0], a.out, yaw=a.yaw, n=a.n)
+    elif cmd == "data" and a.data_command == "label":
+        from headpose.data.pseudo import pseudo_label
+
+        pseudo_label(a.npz, a.model, a.out, flip=a.flip, missing=a.missing)
     elif cmd == "data":
         from headpose.data.show import show
 

@@ -36,11 +36,12 @@ def save_npz(path: str | os.PathLike, image: np.ndarray, pose: np.ndarray, compr
     return path
 
 
-def load_npz(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path: str | os.PathLike, mmap: bool = True,
+             unlabelled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate a dataset; returns (image uint8 N×S×S×C, pose float32 N×3).
 
     With ``mmap`` the images of an uncompressed ``.npz`` are memory-mapped, so a large set is not read into
-    memory at once.
+    memory at once. ``unlabelled``: accept poses with no known angle (``prepare faces``, before ``data label``).
     """
     path = Path(path)
     if not path.exists():
@@ -69,11 +70,12 @@ def load_npz(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np
         raise HeadposeError(f"{path}: 'pose' must be N×3 [yaw, pitch, roll], got shape {pose.shape}")
     if pose.shape[0] != image.shape[0]:
         raise HeadposeError(f"{path}: {image.shape[0]} images but {pose.shape[0]} poses")
-    bad = np.isinf(pose).any(axis=1) | np.isnan(pose).all(axis=1)
+    bad = np.isinf(pose).any(axis=1) | (np.isnan(pose).all(axis=1) & (not unlabelled))
     if bad.any():
         first = int(np.argmax(bad))
         raise HeadposeError(f"{path}: {int(bad.sum())} poses are infinite or have no known angle "
-                            f"(first at index {first}); NaN marks an unknown angle, at most two per pose")
+                            f"(first at index {first}); NaN marks an unknown angle, at most two per pose "
+                            "(an unlabelled set from `prepare faces` needs `headpose data label` first)")
     return image, pose
 
 
@@ -129,3 +131,32 @@ def halves(path: str | os.PathLike, out_a: str | os.PathLike | None = None,
         save_npz(out, image[k::2], pose[k::2])
         print(f"{out}: {len(pose[k::2])} of {len(pose)} rows ({'even' if k == 0 else 'odd'})")
     return outs
+
+
+def subset(path: str | os.PathLike, out: str | os.PathLike, yaw: tuple[float, float] | None = None,
+           n: int | None = None) -> Path:
+    """Write the rows of ``path`` whose |yaw| lies in ``yaw`` = (lo, hi) (inclusive), then, with ``n``, ``n``
+    of them evenly spaced (a fixed, reproducible sample); returns ``out``."""
+    image, pose = load_npz(path)
+    keep = np.arange(len(pose))
+    if yaw is not None:
+        lo, hi = yaw
+        keep = keep[(np.abs(pose[:, 0]) >= lo) & (np.abs(pose[:, 0]) <= hi)]
+    if n is not None and n < len(keep):
+        keep = keep[np.linspace(0, len(keep) - 1, n).round().astype(int)]
+    if not len(keep):
+        raise HeadposeError(f"{path}: no rows left for --yaw {yaw}" + (f" --n {n}" if n is not None else ""))
+    save_npz(out, np.asarray(image[keep]), pose[keep])
+    print(f"{out}: {len(keep)} of {len(pose)} rows")
+    return Path(out)
+
+
+def concat(paths: list, out: str | os.PathLike) -> Path:
+    """Write the rows of several sets, in order, as one set (same crop size required)."""
+    parts = [load_npz(p) for p in paths]
+    sizes = {x.shape[1:] for x, _ in parts}
+    if len(sizes) != 1:
+        raise HeadposeError(f"{out}: the sets differ in crop shape ({', '.join(map(str, sorted(sizes)))})")
+    save_npz(out, np.concatenate([np.asarray(x) for x, _ in parts]), np.concatenate([y for _, y in parts]))
+    print(f"{out}: {sum(len(y) for _, y in parts)} rows from {len(parts)} sets")
+    return Path(out)

@@ -2,7 +2,8 @@
 
 Formats and their readers: ``300wlp`` / ``aflw2000`` (:mod:`headpose.data.mat`), ``aflw-wild``
 (:mod:`headpose.data.aflw_wild`: yaw labels, pitch and roll derived from landmarks, NaN where unknown), ``biwi``
-(:mod:`headpose.data.biwi`), ``folder`` (:mod:`headpose.data.folder`).
+(:mod:`headpose.data.biwi`), ``folder`` (:mod:`headpose.data.folder`), ``faces`` (:mod:`headpose.data.faces`:
+unlabelled photos, pose NaN until ``headpose data label``).
 
 Images are loaded, cropped and labelled in worker processes (all CPU cores by default) with a progress bar.
 Bad inputs (unreadable image, ``.mat`` without ``Pose_Para``, label file with the wrong number of values,
@@ -30,7 +31,8 @@ from headpose.errors import HeadposeError
 from headpose.io import write_atomic
 from headpose.workers import WorkersDied, imap_workers
 
-READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder"}
+READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder",
+           "faces": "faces"}
 ERROR = "unexpected error"
 
 
@@ -211,10 +213,13 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
               + f": train {len(train_groups)} [{' '.join(train_groups)}] {n_tr} crops; "
               f"test {len(test_set)} [{' '.join(test_set)}] {n_te} crops")
     if n_ok:
-        unknown = int(np.isnan(poses[ok]).any(axis=1).sum())
+        unlabelled = int(np.isnan(poses[ok]).all(axis=1).sum())
+        unknown = int(np.isnan(poses[ok]).any(axis=1).sum()) - unlabelled
+        if unlabelled:
+            print(f"note: {unlabelled} samples are unlabelled (pose unknown): `headpose data label` fills them")
         if unknown:
             print(f"note: {unknown} samples have an unknown angle (NaN: not trained on, not scored)")
-        beyond = int((~angle_filter(poses[ok])).sum())
+        beyond = int((~angle_filter(poses[ok]) & ~np.isnan(poses[ok]).all(axis=1)).sum())
         if beyond:
             print(f"note: {beyond} samples have an angle beyond ±{ANGLE_LIMIT:g}° (kept; npz.angle_filter drops them)")
     dest = ", ".join(str(p) for p, _ in written) or "nothing written"
