@@ -115,18 +115,18 @@ def test_predict_folder_with_video(pose_model, media_folder, tmp_path):
 def test_interrupted_predict_leaves_no_temp_files(pose_model, media_folder, tmp_path, monkeypatch, capsys):
     """Ctrl-C in the middle of the video (after the images): exit 130, no report, no half-written video, no
     temp file anywhere."""
-    from headpose import predict
+    from headpose import outputs
 
     calls = []
-    annotate = predict.annotate
+    annotate = outputs.annotate
 
-    def interrupt_at_the_fourth_picture(image, poses):
+    def interrupt_at_the_fourth_picture(image, poses, style="axis"):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return annotate(image, poses)
+        return annotate(image, poses, style)
 
-    monkeypatch.setattr(predict, "annotate", interrupt_at_the_fourth_picture)
+    monkeypatch.setattr(outputs, "annotate", interrupt_at_the_fourth_picture)
     src, names = media_folder
     out, report = tmp_path / "out", tmp_path / "reports" / "r.jsonl"
     assert main(["predict", str(src), "--model", str(pose_model), "--out", str(out), "--json", str(report)]) == 130

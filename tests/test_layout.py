@@ -68,7 +68,7 @@ def test_every_reader_lists_the_same_image_extensions(tmp_path):
     """prepare's readers, synth mesh (photos), synth render (textures) and predict (folders) take the one list."""
     from headpose.data.items import find_images
     from headpose.io import IMAGE_EXTS
-    from headpose.predict import _kind
+    from headpose.sources import media_kind
     from headpose.synth.mesh import list_images
     from headpose.synth.render import find_pairs
 
@@ -80,7 +80,7 @@ def test_every_reader_lists_the_same_image_extensions(tmp_path):
     images = sorted(tmp_path / n for n in names)
     assert find_images(tmp_path) == images
     assert list_images(tmp_path) == images
-    assert sorted(p for p in tmp_path.iterdir() if _kind(p) == "image") == images
+    assert sorted(p for p in tmp_path.iterdir() if media_kind(p) == "image") == images
     assert sorted(tex for _, tex, _ in find_pairs(tmp_path, tmp_path)[0]) == images
 
 

@@ -21,7 +21,7 @@ from conftest import biwi_frames, json_rows, write_video
 from headpose.errors import HeadposeError
 from headpose.predict import DEFAULT_MODEL, FacePose, HeadPoseEstimator, demo, predict_source
 
-KEYS = {"source", "frame", "box", "score", "yaw", "pitch", "roll"}
+KEYS = {"source", "frame", "time_s", "track", "box", "score", "yaw", "pitch", "roll"}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_one_face_per_biwi_frame(est, frames):
         assert 250 < (x0 + x1) / 2 < 450 and 180 < (y0 + y1) / 2 < 360 and 60 < x1 - x0 < 140
         assert all(np.isfinite(a) and abs(a) <= 99 for a in f.angles)
         d = f.to_dict()
-        assert set(d) == {"box", "score", "yaw", "pitch", "roll"} and len(d["box"]) == 4
+        assert set(d) == {"track", "box", "score", "yaw", "pitch", "roll"} and len(d["box"]) == 4
         json.dumps(d)
     # The batched paths give the same answer as one image at a time.
     single = np.array([est.predict(im)[0].angles for im in images])

@@ -10,11 +10,11 @@ from headpose.errors import HeadposeError  # noqa: E402
 
 def __getattr__(name):
     # Lazy so that `import headpose` stays light (no detector or model is loaded until asked for).
-    if name == "HeadPoseEstimator":
-        from headpose.predict import HeadPoseEstimator
+    if name in ("HeadPoseEstimator", "PoseResult", "FacePose"):
+        import headpose.estimator
 
-        return HeadPoseEstimator
+        return getattr(headpose.estimator, name)
     raise AttributeError(f"module 'headpose' has no attribute {name!r}")
 
 
-__all__ = ["HeadPoseEstimator", "HeadposeError", "__version__"]
+__all__ = ["FacePose", "HeadPoseEstimator", "HeadposeError", "PoseResult", "__version__"]

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--flip", action="store_true", help="average each face's reading with its mirror image's "
                                                        "(twice the pose compute, a little more accurate)")
+    r.add_argument("--smooth", action="store_true", help="steadier angles in videos: One-Euro filter per tracked "
+                                                         "face and angle (off by default)")
+    r.add_argument("--draw", choices=("axis", "cube"), default="axis",
+                   help="what --out and --show draw on each face: the head axes (default) or the pose cube")
     r.add_argument("--min-score", type=float, default=0.5, help="face detector score threshold")
     r.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (default; faces up to a few metres) or short range (close-ups, faster)")
@@ -239,7 +243,7 @@ def dispatch(a: argparse.Namespace) -> int:
         if a.out or a.show:
             raise HeadposeError("--engine ray writes rows only (--json, --parquet): no --out or --show")
         predict_ray(a.source, model=a.model, json_out=a.json, parquet=a.parquet, address=a.address,
-                    min_score=a.min_score, detector=a.detector, flip=a.flip)
+                    min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth)
     elif cmd == "predict":
         from headpose.predict import predict_source
 
@@ -249,9 +253,9 @@ def dispatch(a: argparse.Namespace) -> int:
             raise HeadposeError("the local engine takes one source (an image, a folder, a video or a webcam): "
                                 "put the files in a folder, or use --engine ray")
         predict_source(a.source[0], model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
-                       min_score=a.min_score, detector=a.detector, flip=a.flip)
+                       min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth)
     elif cmd == "demo":
-        from headpose.predict import demo
+        from headpose.demo import demo
 
         demo(out=a.out, model=a.model)
     elif cmd == "bench":

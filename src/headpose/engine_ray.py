@@ -3,14 +3,14 @@
 Needs the ``[ray]`` extra (``pip install -e ".[ray]"``); Ray is imported here only, so the core install does
 not need it. The stages of one streamed Ray Data dataset:
 
-1. **list** (driver): the sources as the local engine lists them (:func:`headpose.predict.list_folder`), as
+1. **list** (driver): the sources as the local engine lists them (:func:`headpose.sources.list_folder`), as
    items: one per image, one per chunk of ``chunk_frames`` frames of a video (so one long video spreads over
    the workers). Items already in the store (below) are left out: a re-run resumes.
 2. **read** (Ray tasks, ``map``): an item's frames, decoded (``read_image``; a video chunk seeks to its first
    frame and reads up to ``chunk_frames`` frames; the last chunk reads to the end).
 3. **detect + pose** (actor pool, ``map_batches(PoseActor, concurrency=...)``): each actor loads BlazeFace and
-   the pose model once (:class:`headpose.predict.HeadPoseEstimator`) and runs
-   :meth:`~headpose.predict.HeadPoseEstimator.predict_many` on the frames of ``batch_size`` items, then writes
+   the pose model once (:class:`headpose.estimator.HeadPoseEstimator`) and runs
+   :meth:`~headpose.estimator.HeadPoseEstimator.predict_many` on the frames of ``batch_size`` items, then writes
    their rows as one Parquet file of the store, atomically (:func:`headpose.io.atomic_path`). The file's
    metadata lists the items it covers.
 4. **report** (driver): unreadable images named as they come back; the JSON Lines report (the local engine's
@@ -37,28 +37,29 @@ import logging
 import os
 import sys
 from collections import Counter
+from itertools import groupby
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.estimator import FacePose, HeadPoseEstimator
 from headpose.io import atomic_path, write_atomic
-from headpose.predict import (
+from headpose.outputs import format_summary, report_rows
+from headpose.runtime import resolve_model
+from headpose.sources import (
     BROKEN,
     OTHER,
     TRUNCATED,
     UNREADABLE,
-    FacePose,
-    HeadPoseEstimator,
-    format_summary,
     list_folder,
     media_kind,
     open_video,
     read_image,
-    report_rows,
+    video_fps,
 )
-from headpose.runtime import resolve_model
+from headpose.track import FaceTracker
 
 CHUNK_FRAMES = 32  # frames per video item
 BATCH_SIZE = 4  # items per actor call (4 images, or 4 video chunks: 128 frames)
@@ -235,9 +236,8 @@ def _list_sources(sources: list[str], chunk_frames: int, skip) -> tuple[list[dic
             return
         cap, _ = opened
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = video_fps(cap)
         cap.release()
-        fps = fps if 0 < fps < 1000 else 30.0
         videos[str(p)] = total
         n_chunks = max(1, -(-total // chunk_frames))
         for k in range(n_chunks):
@@ -316,14 +316,15 @@ def _init_ray(address: str | None):
 
 
 def predict_ray(sources, model=None, json_out=None, parquet=None, address: str | None = None,
-                min_score: float = 0.5, detector: str = "full", flip: bool = False, concurrency: int | None = None,
+                min_score: float = 0.5, detector: str = "full", flip: bool = False, smooth: bool = False,
+                concurrency: int | None = None,
                 batch_size: int = BATCH_SIZE, chunk_frames: int = CHUNK_FRAMES, quiet: bool = False) -> dict:
     """``headpose predict SOURCE... --engine ray``: pose of every face in images, folders and videos on Ray.
 
     ``json_out``: the local engine's JSON Lines report; ``parquet``: the store folder (one row per face); one of
     them is needed. ``address``: a running Ray cluster (``ray start --head`` prints it; ``"auto"``: the one on
     this node); without it a local Ray instance with this machine's cores is started and stopped.
-    ``flip``: mirror averaging, as :class:`~headpose.predict.HeadPoseEstimator`. ``concurrency``: actors
+    ``flip``: mirror averaging, as :class:`~headpose.estimator.HeadPoseEstimator`. ``concurrency``: actors
     (default: one per CPU of the cluster); ``batch_size``: items per actor call; ``chunk_frames``: frames per
     video item. Returns the local engine's summary (counts, ``skipped``,
     ``written``) plus ``resumed`` (items found in the store) and ``store``.
@@ -367,7 +368,8 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
 
                 ray.shutdown()
         done = _store_items(store)
-    return _report(items, videos, done, store, json_out, skipped, resumed=len(items) - len(todo), quiet=quiet)
+    return _report(items, videos, done, store, json_out, skipped, resumed=len(items) - len(todo), quiet=quiet,
+                   smooth=smooth)
 
 
 def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurrency, batch_size, quiet, skip):
@@ -420,7 +422,8 @@ def _headpose_cause(e: BaseException) -> str | None:
     return None
 
 
-def _report(items, videos, done, store: Path, json_out, skipped, resumed: int, quiet: bool) -> dict:
+def _report(items, videos, done, store: Path, json_out, skipped, resumed: int, quiet: bool,
+            smooth: bool = False) -> dict:
     """Counts, truncated videos, the JSON Lines report in the local engine's order, the summary."""
     import pyarrow.parquet as pq
 
@@ -452,10 +455,17 @@ def _report(items, videos, done, store: Path, json_out, skipped, resumed: int, q
     written = []
     if json_out:
         lines = []
-        for r in rows:
-            poses = [] if r["face"] is None else [FacePose(tuple(r["box"]), r["score"], r["yaw"], r["pitch"],
-                                                           r["roll"])]
-            lines += [json.dumps(o) + "\n" for o in report_rows(r["source"], r["frame"], poses)]
+        tracker, current = None, None
+        for (source, frame), group in groupby(rows, key=lambda r: (r["source"], r["frame"])):
+            group = list(group)
+            time_s = group[0]["time_s"]
+            poses = [FacePose(tuple(r["box"]), r["score"], r["yaw"], r["pitch"], r["roll"])
+                     for r in group if r["face"] is not None]
+            if time_s is not None:  # a video frame: the local engine's tracker, on the frames in order
+                if source != current:
+                    tracker, current = FaceTracker(smooth=smooth), source
+                poses = tracker.update(poses, frame, time_s)
+            lines += [json.dumps(o) + "\n" for o in report_rows(source, frame, poses, time_s)]
         written.append(str(write_atomic(json_out, "".join(lines))))
     written.append(str(store))
     if not (counts["images"] or counts["videos"]):
