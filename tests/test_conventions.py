@@ -111,15 +111,17 @@ def test_yaw_sign_on_large_yaw_photos(estimators, which):
 
 # --- the crop of a detector box -----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("size", [64, 200])
 @pytest.mark.parametrize("box", [(270.4, 150.2, 345.6, 262.9), (250, 200, 390, 280), (590.5, 380, 650, 470)])
-def test_crop_of_non_square_box_matches_reference(box):
+def test_crop_of_non_square_box_matches_reference(box, size):
     """Square about the centre (side max(w, h)), widen by margin·side each side, pad black outside the image,
-    resize (a tall box, a wide box, one over the image's right and bottom edges)."""
+    resize by area when shrinking, bilinearly when enlarging (a tall box, a wide box, one over the image's right and
+    bottom edges; to 64 and to 200 pixels)."""
     from headpose.detect import crop_face
 
     _, images, _ = biwi_frames()
     im = images[0]
-    margin, size = 0.4, 64
+    margin = 0.4
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -129,7 +131,7 @@ def test_crop_of_non_square_box_matches_reference(box):
     canvas = cv2.copyMakeBorder(im, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     patch = canvas[Y0 + pad : Y1 + pad, X0 + pad : X1 + pad]
     assert abs(patch.shape[0] - patch.shape[1]) <= 1  # each edge rounded to whole pixels
-    ref = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    ref = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR)
     np.testing.assert_array_equal(crop_face(im, box, margin, size), ref)
 
 

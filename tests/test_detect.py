@@ -56,6 +56,30 @@ def test_seed_model_on_detector_crops(detector, frames):
     assert mae < 6.0, f"seed MAE on detector crops {mae:.2f}°"
 
 
+def test_a_pass_is_its_public_steps(detector, frames):
+    """detect() on a BIWI frame is decode(run_network(letterbox(frame))); letterbox is the documented resize, pad
+    and scale (written out here with OpenCV: 640×480 → 192×144 by area, 24 black rows above and below, RGB, [-1, 1])."""
+    images, _ = frames
+    for im in images[:3]:
+        x, side, pad = detector.letterbox(im)
+        regressors, logits = detector.run_network(x)
+        assert regressors.shape == (len(detector.anchors), 16) and logits.shape == (len(detector.anchors),)
+        faces = detector.decode(regressors, logits, side, pad, im.shape[1], im.shape[0])
+        want = detector.detect(im)
+        assert len(faces) == len(want) == 1
+        assert faces[0].box == want[0].box and faces[0].score == want[0].score
+        np.testing.assert_array_equal(faces[0].keypoints, want[0].keypoints)
+    small = cv2.resize(im, (192, 144), interpolation=cv2.INTER_AREA)
+    ref = cv2.copyMakeBorder(small, 24, 24, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    ref = cv2.cvtColor(ref, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
+    assert x.shape == (1, 192, 192, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[0], ref)
+    np.testing.assert_allclose(side, [640, 640], rtol=1e-6)
+    np.testing.assert_allclose(pad, [0, 80], rtol=1e-6)
+    # No score over min_score: no face.
+    assert detector.decode(regressors, np.full_like(logits, -10.0), side, pad, 640, 480) == []
+
+
 def test_both_models_and_any_image_size(frames):
     """Letterboxing maps boxes back to the original pixels, whatever the image's shape."""
     im = frames[0][0]

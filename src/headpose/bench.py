@@ -7,11 +7,13 @@ Rows (each measured for a fixed time, best of 3 rounds):
   run, and our rates are printed as ratios of its rate.
 * **end_to_end**: frames/s of detect + crop + pose (:meth:`HeadPoseEstimator.predict_many`) on 640×480 frames
   with one face (built from the demo photo, so nothing is downloaded), with the full- and short-range detector,
-  with 1 and 2 detection workers; and milliseconds per stage on one thread, to see where the time goes.
-* **training**: samples/s of ``headpose.train``'s batch pipeline alone (read + augment + convert), of the model's
-  training step alone (in-memory batches: Keras' batch norm against the fused kernel ``headpose train`` uses,
-  batch 32 to 256, float32 and bfloat16, XLA), and of ``model.fit`` on the real pipeline as ``headpose train``
-  runs it (defaults, and batch 128 bfloat16).
+  with 1 and 2 detection workers; and milliseconds per stage on one thread, to see where the time goes (the
+  detector's steps :meth:`~headpose.detect.FaceDetector.letterbox`, ``run_network`` and ``decode``, the crop, the
+  pose model on one crop).
+* **training**: samples/s of ``headpose.train``'s batch pipeline alone (:func:`headpose.train.batches`: read +
+  augment + convert), of the model's training step alone (in-memory batches: Keras' batch norm against the fused
+  kernel ``headpose train`` uses, batch 32 to 256, float32 and bfloat16, XLA), and of ``model.fit`` on the real
+  pipeline as ``headpose train`` runs it (defaults, and batch 128 bfloat16).
 
 Every rate is given twice: per wall-clock second (``per_s``) and per CPU-second of this process (``per_cpu_s``,
 CPU time of the measuring thread for single-thread rows). On a machine shared with other jobs the wall-clock
@@ -33,6 +35,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -273,12 +276,10 @@ def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
         # Where the time goes, one thread, ms per frame / face.
         det = FaceDetector(det_name, threads=1)
         f = frames[0]
-        x, _, _ = det._letterbox(f)
+        h, w = f.shape[:2]
+        x, side, pad = det.letterbox(f)
+        raw = det.run_network(x)
         box = det.detect(f)[0].box
-
-        def invoke(det=det, x=x):
-            det.interp.set_tensor(det._in, x)
-            det.interp.invoke()
 
         s = 0.1 if quick else 1.0
         crop = crop_face(f, box)
@@ -287,11 +288,11 @@ def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
             return round(1000 / measure(fn, 1, s)["per_cpu_s"], 3)
 
         st = {"detect_ms": ms(lambda det=det, f=f: det.detect(f)),
-              "letterbox_ms": ms(lambda det=det, f=f: det._letterbox(f)),
-              "detector_invoke_ms": ms(invoke),
+              "letterbox_ms": ms(partial(det.letterbox, f)),
+              "detector_invoke_ms": ms(partial(det.run_network, x)),
+              "decode_and_nms_ms": ms(partial(det.decode, *raw, side, pad, w, h)),
               "crop_ms": ms(lambda f=f, box=box: crop_face(f, box)),
               "pose_b1_ms": ms(lambda est=est, crop=crop: est.predict_crops(crop[None]))}
-        st["decode_and_nms_ms"] = round(st["detect_ms"] - st["letterbox_ms"] - st["detector_invoke_ms"], 3)
         stages[det_name] = st
     return rows, stages
 
@@ -342,7 +343,7 @@ def bench_training(quick: bool, notes: list) -> list:
         cfg = tr.TrainConfig(data=[str(npz)], out=str(Path(d) / "run"))
 
         # 1. The input pipeline alone, on this thread: read + augment + convert.
-        seq = tr._batches(keras, data, cfg, 64, train=True)
+        seq = tr.batches(keras, data, cfg, 64, train=True)
         k = [0]
 
         def one_batch():
@@ -382,7 +383,7 @@ def bench_training(quick: bool, notes: list) -> list:
             cfg.batch_size, cfg.precision = bs, precision
             model = tr.fuse_batchnorm(keras, build_model(64, 3, precision=precision, width=width))
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", metrics=["mae"], jit_compile=False)
-            seq = tr._batches(keras, data, cfg, 64, train=True)
+            seq = tr.batches(keras, data, cfg, 64, train=True)
             clock = _FitClock(keras)
             model.fit(seq, epochs=1, steps_per_epoch=min(steps, len(seq)), verbose=0, callbacks=[clock])
             rows.append({"what": "headpose train's model.fit (pipeline + step)", "batch": bs,

@@ -135,7 +135,8 @@ class FaceDetector:
     ``model``: ``"full"`` (full range, default) or ``"short"`` (short range, faces close to the camera).
     ``min_score``: sigmoid score threshold (MediaPipe uses 0.5). ``threads``: LiteRT CPU threads.
     ``fallback``: when a pass finds nothing, try the short-range model, then the image zoomed out (see the
-    module docstring); default on for ``"full"``. :meth:`detect_once` is one pass without it.
+    module docstring); default on for ``"full"``. :meth:`detect_once` is one pass without it, made of three public
+    steps that can be run and timed alone: :meth:`letterbox` → :meth:`run_network` → :meth:`decode`.
     """
 
     def __init__(self, model: str = "full", min_score: float = 0.5, threads: int | None = None,
@@ -171,10 +172,11 @@ class FaceDetector:
         if n != len(self.anchors):
             raise HeadposeError(f"{path}: {n} outputs but {len(self.anchors)} anchors")
 
-    def _letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Resize to fit the square model input (aspect kept), pad to a centred square, BGR→RGB, scale to
-        [-1, 1]. Resizing before padding touches the fewest pixels. Returns (input, side, pad): a point u in
-        0..1 of the input is u·side − pad in the image (per axis: x, y)."""
+    def letterbox(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step 1 of a pass: the network input for a BGR uint8 H×W×3 image. Resized to fit the square model input
+        (aspect kept), padded to a centred square, BGR→RGB, scaled to [-1, 1]; resizing before padding touches the
+        fewest pixels. Returns (input 1×S×S×3 float32, side, pad): a point u in 0..1 of the input is
+        u·side − pad in the image (per axis: x, y)."""
         h, w = image_bgr.shape[:2]
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -186,6 +188,39 @@ class FaceDetector:
         sx, sy = w / nw, h / nh  # image pixels per input pixel, per axis (equal up to rounding)
         return x[None], np.array([self.size * sx, self.size * sy], np.float32), np.array([px * sx, py * sy],
                                                                                           np.float32)
+
+    def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step 2 of a pass: the network alone on an input from :meth:`letterbox`. Returns its raw outputs
+        (regressors K×16 float32: box centre offset, size and 6 keypoints in input pixels, per anchor; score
+        logits K float32), K = ``len(self.anchors)``."""
+        self.interp.set_tensor(self._in, x)
+        self.interp.invoke()
+        return self.interp.get_tensor(self._reg)[0], self.interp.get_tensor(self._cls)[0, :, 0]
+
+    def decode(self, regressors: np.ndarray, logits: np.ndarray, side: np.ndarray, pad: np.ndarray,
+               width: int, height: int) -> list[Face]:
+        """Step 3 of a pass: the faces in :meth:`run_network`'s outputs, best score first. Scores (sigmoid) under
+        ``min_score`` are dropped, boxes and keypoints decoded from the anchors, merged by :func:`weighted_nms`,
+        mapped to the pixels of the ``width``×``height`` image with :meth:`letterbox`'s ``side`` and ``pad``,
+        and boxes clipped to it."""
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = regressors[keep] / self.size, scores[keep], self.anchors[keep]
+        cx = raw[:, 0] + anchors[:, 0]
+        cy = raw[:, 1] + anchors[:, 1]
+        boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, cx + raw[:, 2] / 2, cy + raw[:, 3] / 2], 1)
+        kps = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+        boxes, kps, scores = weighted_nms(boxes, kps, scores)
+        boxes = boxes * np.tile(side, 2) - np.tile(pad, 2)
+        kps = kps * side - pad
+        faces = []
+        for b, k, s in zip(boxes, kps, scores):
+            b = (max(float(b[0]), 0.0), max(float(b[1]), 0.0), min(float(b[2]), width), min(float(b[3]), height))
+            if b[2] > b[0] and b[3] > b[1]:
+                faces.append(Face(box=b, score=float(s), keypoints=k.astype(np.float32)))
+        return faces
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR image (uint8 H×W×3; grayscale and BGRA are converted), best score first; with
@@ -217,30 +252,9 @@ class FaceDetector:
     def detect_once(self, image_bgr: np.ndarray) -> list[Face]:
         """One pass of this model over a BGR image, best score first (no fallback)."""
         image_bgr = as_bgr(image_bgr)
-        x, side, offset = self._letterbox(image_bgr)
-        self.interp.set_tensor(self._in, x)
-        self.interp.invoke()
-        raw = self.interp.get_tensor(self._reg)[0]
-        logits = self.interp.get_tensor(self._cls)[0, :, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
-        keep = scores >= self.min_score
-        if not keep.any():
-            return []
-        raw, scores, anchors = raw[keep] / self.size, scores[keep], self.anchors[keep]
-        cx = raw[:, 0] + anchors[:, 0]
-        cy = raw[:, 1] + anchors[:, 1]
-        boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, cx + raw[:, 2] / 2, cy + raw[:, 3] / 2], 1)
-        kps = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
-        boxes, kps, scores = weighted_nms(boxes, kps, scores)
-        boxes = boxes * np.tile(side, 2) - np.tile(offset, 2)
-        kps = kps * side - offset
+        x, side, pad = self.letterbox(image_bgr)
         h, w = image_bgr.shape[:2]
-        faces = []
-        for b, k, s in zip(boxes, kps, scores):
-            b = (max(float(b[0]), 0.0), max(float(b[1]), 0.0), min(float(b[2]), w), min(float(b[3]), h))
-            if b[2] > b[0] and b[3] > b[1]:
-                faces.append(Face(box=b, score=float(s), keypoints=k.astype(np.float32)))
-        return faces
+        return self.decode(*self.run_network(x), side, pad, w, h)
 
     def __call__(self, image_bgr: np.ndarray) -> list[Face]:
         return self.detect(image_bgr)
@@ -296,11 +310,11 @@ def crop_face(image_bgr: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: 
     """The network input for a detector box: uint8 ``size``×``size``×3 BGR.
 
     Rule: the box is first made square around its centre (side = max(w, h)), then widened by ``margin`` of
-    that side on every side (:func:`expand_box`), then resized to ``size``×``size``. Squaring matters: BlazeFace
-    boxes are tight and not exactly square, and FSA-Net's rule alone would stretch a non-square box into the
-    square input, distorting the face (and the apparent pitch/roll). Where the widened square leaves the image,
-    the missing part is filled with black rather than clipped, so a face at the border is never stretched
-    either; a face well inside the image gives exactly FSA-Net's clipped crop of the squared box.
+    that side on every side (:func:`expand_box`), then resized to ``size``×``size`` (:func:`resize_square`).
+    Squaring matters: BlazeFace boxes are tight and not exactly square, and FSA-Net's rule alone would stretch a
+    non-square box into the square input, distorting the face (and the apparent pitch/roll). Where the widened
+    square leaves the image, the missing part is filled with black rather than clipped, so a face at the border is
+    never stretched either; a face well inside the image gives exactly FSA-Net's clipped crop of the squared box.
     """
     image_bgr = as_bgr(image_bgr)
     h, w = image_bgr.shape[:2]
@@ -314,5 +328,16 @@ def crop_face(image_bgr: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: 
     patch = crop_padded(image_bgr, (X0, Y0, X1, Y1))
     if patch is None:
         raise HeadposeError(f"face box {tuple(box)} lies outside the {w}×{h} image")
-    interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(patch, (size, size), interpolation=interp)
+    return resize_square(patch, size)
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """The project's one resize rule: ``image`` (H×W×C, H×W×1 or H×W) to ``size``×``size``, by pixel area when it
+    shrinks (either side longer than ``size``) and bilinearly when it grows; the channels stay as given (H×W×1
+    stays H×W×1, H×W stays H×W). A non-square image is stretched. :func:`crop_face`, the dataset readers that
+    take crops as they are and :func:`headpose.runtime.prepare_input` all resize with it, so every crop the
+    network sees, in training and inference, is resized alike."""
+    image = np.asarray(image)
+    size = int(size)
+    interp = cv2.INTER_AREA if max(image.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp).reshape(size, size, *image.shape[2:])

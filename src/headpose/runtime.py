@@ -205,18 +205,65 @@ def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool =
     raise HeadposeError(f"{path}: unknown model format '{ext}' (expected one of {', '.join(FORMATS)})")
 
 
-def prepare_input(crops: np.ndarray, channels: int, size: int | None = None) -> np.ndarray:
-    """Crops as the network expects them: float32 BGR 0..255 (or grayscale for 1-channel models), resized to
-    ``size``×``size`` when given and different (area when shrinking, linear when enlarging)."""
-    crops = np.asarray(crops)
-    if crops.ndim == 3:
-        crops = crops[None]
-    if size is not None and len(crops) and crops.shape[1] != size:
-        import cv2
+def prepare_input(crops, channels: int, size: int | None = None) -> np.ndarray:
+    """Crops as the network expects them: float32 N×S×S×``channels``, BGR 0..255 (grayscale for 1-channel models;
+    a grey crop is repeated in the 3 channels of a 3-channel model), each resized to ``size``×``size`` when given
+    and different, by the project's one resize rule (:func:`headpose.detect.resize_square`).
 
-        interp = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_LINEAR
-        crops = np.stack([cv2.resize(im, (size, size), interpolation=interp).reshape(size, size, -1) for im in crops])
+    ``crops``: an array N×S×S×C or N×S×S (grey), one crop S×S×C or S×S, or a list of crops (S×S×C or S×S) of any
+    sizes, each resized to ``size`` then stacked (an empty list gives an empty array N = 0). C is 1 or 3.
+    Crops must be square: a :class:`HeadposeError` names the first that is not."""
+    if isinstance(crops, (list, tuple)):
+        crops = _stack_crops([_one_crop(c, i) for i, c in enumerate(crops)], channels, size)
+    else:
+        crops = np.asarray(crops)
+        if crops.ndim == 2 or (crops.ndim == 3 and crops.shape[-1] in (1, 3)):
+            crops = crops[None]  # one crop
+        if crops.ndim == 3:
+            crops = crops[..., None]  # N grey crops
+        if crops.ndim != 4 or crops.shape[-1] not in (1, 3):
+            raise HeadposeError(f"crops of shape {crops.shape}: expected N×S×S×C (C = 1 or 3), N×S×S, one crop "
+                                "or a list of crops")
+        if len(crops):
+            _check_square(0, crops[0])
+        if size is not None and len(crops) and crops.shape[1] != size:
+            crops = _stack_crops(list(crops), channels, size)
     if crops.shape[-1] == 3 and channels == 1:
         w = np.array([0.114, 0.587, 0.299], np.float32)  # BGR → luma, as cv2.COLOR_BGR2GRAY
         crops = (crops.astype(np.float32) @ w)[..., None]
+    elif crops.shape[-1] == 1 and channels == 3:
+        crops = np.repeat(crops, 3, axis=-1)  # grey: the same in B, G and R
     return crops.astype(np.float32, copy=False)
+
+
+def _check_square(i: int, crop: np.ndarray):
+    h, w = crop.shape[:2]
+    if h != w:
+        raise HeadposeError(f"crop {i} is {w}×{h}: crops must be square; crop faces with headpose.detect.crop_face")
+
+
+def _one_crop(crop, i: int) -> np.ndarray:
+    """Crop ``i`` of a list as H×W×C (C = 1 or 3), checked square."""
+    crop = np.asarray(crop)
+    if crop.ndim == 2:
+        crop = crop[..., None]
+    if crop.ndim != 3 or crop.shape[-1] not in (1, 3):
+        raise HeadposeError(f"crop {i} has shape {crop.shape}: expected S×S×C (C = 1 or 3) or S×S")
+    _check_square(i, crop)
+    return crop
+
+
+def _stack_crops(crops: list[np.ndarray], channels: int, size: int | None) -> np.ndarray:
+    """H×W×C crops (:func:`_one_crop`) resized to ``size`` and stacked; grey ones among colour ones repeated in 3
+    channels."""
+    from headpose.detect import resize_square
+
+    if size is None:
+        if len({c.shape[0] for c in crops}) > 1:
+            raise HeadposeError("crops of different sizes: give the size to resize them to")
+        size = crops[0].shape[0] if crops else 0
+    if not crops:
+        return np.zeros((0, size, size, channels), np.float32)
+    c = max(crop.shape[-1] for crop in crops)
+    return np.stack([np.repeat(resize_square(crop, size) if crop.shape[0] != size else crop, c // crop.shape[-1], -1)
+                     for crop in crops])

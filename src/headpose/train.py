@@ -158,7 +158,14 @@ class ArraySet:
         return sub
 
 
-def _batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
+def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
+    """The batch pipeline of :func:`train` over ``data``: a ``keras.utils.PyDataset`` whose item ``i`` is batch
+    ``i`` as (x float32 B×``size``×``size``×``cfg.channels``, :func:`headpose.runtime.prepare_input`; y float32
+    B×3 [yaw, pitch, roll]). ``train=True``: batches of ``cfg.batch_size``, the last partial one dropped, in an
+    order shuffled anew at each epoch's end (from ``cfg.seed`` and the epoch), augmented when ``cfg.augment``
+    (:func:`headpose.augment.augment_batch`, seeded by ``cfg.seed``, ``.epoch`` and ``i``); ``train=False``: the
+    samples in order, in batches of at least 256. ``cfg.workers`` threads fill batches ahead when Keras iterates
+    it; indexing it builds one batch on the calling thread (what ``headpose bench`` times)."""
     from headpose.augment import augment_batch
     from headpose.runtime import prepare_input
 
@@ -311,8 +318,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     fuse_batchnorm(keras, model)
     twin = to_float32(model)  # best.keras is float32 whatever the training precision
 
-    train_seq = _batches(keras, data, cfg, size, train=True)
-    val_seq = _batches(keras, val, cfg, size, train=False)
+    train_seq = batches(keras, data, cfg, size, train=True)
+    val_seq = batches(keras, val, cfg, size, train=False)
     y_val = val.labels(np.arange(len(val)))
 
     def lr_at(epoch: int) -> float:

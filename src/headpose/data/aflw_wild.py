@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.items import BAD_LABEL, Item, Skip, read_image, resize
+from headpose.data.items import BAD_LABEL, Item, Skip, read_image
 from headpose.errors import HeadposeError
 
 LABELS = "labels.csv"
@@ -59,6 +59,7 @@ def parse_label(text: str) -> tuple[float, np.ndarray]:
 def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
     from headpose.data.landmark_pose import label, visible
     from headpose.data.mat import DEFAULT_MARGIN
+    from headpose.detect import resize_square
 
     yaw, points = parse_label(item.label)
     image = read_image(item.image)
@@ -66,7 +67,7 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
     v = visible(points)
     if margin > 0 and v.sum() >= 2:
         image = protocol_crop(image, points[v], margin)
-    return resize(image, size), label(points, yaw)
+    return resize_square(image, size), label(points, yaw)
 
 
 def protocol_crop(image: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.items import BAD_LABEL, NO_LABEL, Item, Skip, detect_crop, find_images, read_image, resize
+from headpose.data.items import BAD_LABEL, NO_LABEL, Item, Skip, detect_crop, find_images, read_image
 from headpose.data.labels import read_biwi_bin, read_biwi_txt
 from headpose.errors import HeadposeError
 
@@ -55,7 +55,7 @@ def read_label(path: str) -> np.ndarray:
 
 
 def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
-    from headpose.detect import DEFAULT_MARGIN
+    from headpose.detect import DEFAULT_MARGIN, resize_square
 
     if item.label is None:
         raise Skip(NO_LABEL, "no frame_*_pose.txt or .bin beside it")
@@ -64,5 +64,5 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
     if item.label.endswith(".txt") or min(image.shape[:2]) >= FRAME_MIN_SIDE:
         crop = detect_crop(image, DEFAULT_MARGIN if margin is None else margin, size)
     else:
-        crop = resize(image, size)
+        crop = resize_square(image, size)
     return crop, pose

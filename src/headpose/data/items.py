@@ -54,12 +54,6 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize to size×size the way :func:`headpose.detect.crop_face` does (area when shrinking)."""
-    interp = cv2.INTER_AREA if max(image.shape[:2]) > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interp)
-
-
 def find_images(src: Path) -> list[Path]:
     """Images under ``src`` (recursive, sorted, hidden files and folders skipped)."""
     out = []

@@ -23,7 +23,6 @@ from headpose.data.items import (
     Skip,
     find_images,
     read_image,
-    resize,
 )
 from headpose.data.labels import pose_para_to_ypr
 
@@ -73,7 +72,7 @@ def landmark_box(pt2d: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
-    from headpose.detect import expand_box
+    from headpose.detect import expand_box, resize_square
 
     if item.label is None:
         raise Skip(NO_LABEL, "no .mat beside it")
@@ -84,4 +83,4 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
     x0, y0, x1, y1 = expand_box(box, DEFAULT_MARGIN if margin is None else margin, w, h)
     if x1 <= x0 or y1 <= y0:
         raise Skip(NO_LANDMARKS, f"landmark box {box} lies outside the {w}×{h} image")
-    return resize(image[y0:y1, x0:x1], size), pose
+    return resize_square(image[y0:y1, x0:x1], size), pose
