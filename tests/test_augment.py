@@ -14,8 +14,8 @@ import pytest
 from conftest import SEED_TFLITE
 
 from headpose.augment import augment_batch
-from headpose.data.labels import rotate_in_plane
 from headpose.data.npz import load_npz
+from headpose.geometry import rotate_in_plane
 
 
 class ScriptedRng:

@@ -65,7 +65,7 @@ def _pose(est, image) -> np.ndarray:
 
 @pytest.mark.parametrize("which", MODELS)
 def test_roll_follows_in_plane_rotation(estimators, turned_frames, which):
-    """Turning the image counter-clockwise by a turns the head by −a of roll (labels.rotate_in_plane)."""
+    """Turning the image counter-clockwise by a turns the head by −a of roll (geometry.rotate_in_plane)."""
     est = estimators[which]
     for turned in turned_frames:
         base = _pose(est, turned[0])

@@ -207,7 +207,7 @@ def test_rotation_augmentation_labels_follow_the_image(biwi_npz):
     """Rotating real crops in the image plane changes their labels exactly as the seed model sees them."""
     import cv2
 
-    from headpose.data.labels import matrix_to_ypr, rotate_in_plane, ypr_to_matrix
+    from headpose.geometry import matrix_to_ypr, rotate_in_plane, ypr_to_matrix
 
     rng = np.random.default_rng(0)
     for ypr in rng.uniform([-85, -60, -60], [85, 60, 60], (200, 3)):

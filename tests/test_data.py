@@ -15,10 +15,10 @@ import scipy.io
 from conftest import DATA, SEED_TFLITE, link_aflw
 
 from headpose.cli import main
-from headpose.data.labels import biwi_euler_to_matrix
 from headpose.data.npz import angle_filter, load_npz
 from headpose.data.prepare import prepare, report_path, split_groups
 from headpose.data.show import TILE, sheet_shape
+from headpose.geometry import biwi_euler_to_matrix
 
 BIWI_SLICE = ("01", "02", "13", "17", "22")  # 5 of the 16 sequences ...
 BIWI_EVERY = 12  # ... every 12th frame: ~200 crops

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from conftest import DATA, SEED_TFLITE
 
-from headpose.data.labels import matrix_to_ypr, ypr_to_matrix
 from headpose.errors import HeadposeError
+from headpose.geometry import geodesic_deg, matrix_to_ypr, ortho_pose, ypr_to_matrix
 from headpose.synth import grid
-from headpose.synth.canonical import geodesic_deg, mirror, ortho_pose, template
+from headpose.synth.canonical import mirror, template
 from headpose.synth.obj import read_obj, write_obj
 from headpose.synth.render import prepare, project, read_label, render, render_dir
 

@@ -2,7 +2,7 @@
 
 The original project's random crop-and-shift with black or white fill and random zoom 0.8-1.2, plus brightness,
 contrast, blur, a horizontal flip that negates yaw and roll (pitch is unchanged by a mirror), and an in-plane
-rotation whose label change is exact: the head turns about the camera axis (``labels.rotate_in_plane``).
+rotation whose label change is exact: the head turns about the camera axis (``geometry.rotate_in_plane``).
 Faces with an unknown angle (NaN) are not rotated: the turn would mix the unknown angle into the known ones.
 
 Camera looks, for models that must read grey and near-infrared cameras (driver monitoring) as they read colour:
@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from headpose.data.labels import rotate_in_plane
+from headpose.geometry import flip_ypr, rotate_in_plane
 
 
 def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generator,
@@ -54,8 +54,7 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
         if do_flip[i]:
             img = img[:, ::-1]
         out[i] = cv2.convertScaleAbs(img, alpha=alpha[i], beta=beta[i]).reshape(img.shape)
-    poses[do_flip, 0] *= -1  # yaw
-    poses[do_flip, 2] *= -1  # roll
+    poses[do_flip] = flip_ypr(poses[do_flip])
     return out, poses
 
 

@@ -1,48 +1,20 @@
-"""Angle conventions: everything becomes [yaw, pitch, roll] in degrees, the 300W-LP / AFLW2000-3D convention.
+"""Label formats: each dataset's angles → [yaw, pitch, roll] in degrees, the 300W-LP / AFLW2000-3D convention.
 
 Positive yaw turns the face towards the left of the image, positive pitch tilts it up.
-See ``../shared/data/README.md`` for the sources of each conversion.
+See ``../shared/data/README.md`` for the sources of each conversion. This module reads the label files and
+picks the conversion; the rotation maths (the project's matrices, BIWI's Euler order and matrix conversion) is
+in :mod:`headpose.geometry`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from headpose.errors import HeadposeError
-
-
-def rot_x(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def rot_y(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def rot_z(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
-def biwi_matrix_to_ypr(m: np.ndarray) -> np.ndarray:
-    """BIWI's 3×3 head rotation (``frame_*_pose.txt``) → [yaw, pitch, roll] in degrees."""
-    r = np.asarray(m, dtype=np.float64).T
-    roll = -math.atan2(r[1, 0], r[0, 0])
-    yaw = -math.atan2(-r[2, 0], math.hypot(r[2, 1], r[2, 2]))
-    pitch = math.atan2(r[2, 1], r[2, 2])
-    return np.degrees([yaw, pitch, roll]).astype(np.float32)
-
-
-def biwi_euler_to_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
-    """BIWI ``db_annotations`` Euler angles (degrees) → rotation R = Rz(roll)·Ry(yaw)·Rx(pitch)."""
-    p, y, r = np.radians([pitch, yaw, roll])
-    return rot_z(r) @ rot_y(y) @ rot_x(p)
+from headpose.geometry import biwi_euler_to_matrix, biwi_matrix_to_ypr
 
 
 def biwi_bin_to_ypr(values: np.ndarray) -> np.ndarray:
@@ -87,40 +59,3 @@ def pose_para_to_ypr(pose_para: np.ndarray) -> np.ndarray:
         raise ValueError(f"Pose_Para has {p.size} values, expected at least 3")
     pitch, yaw, roll = np.degrees(p[:3])
     return np.array([yaw, pitch, roll], dtype=np.float32)
-
-
-def ypr_to_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Head rotation for [yaw, pitch, roll] (degrees) in image axes: x right, y down, z out of the face.
-
-    R = Rx(pitch)·Ry(-yaw)·Rz(roll); its columns are the head's axes as drawn by Hopenet / FSA-Net
-    ``draw_axis`` (x red, y green down, z blue out of the face): projected orthographically, the face's
-    forward axis R[:, 2] points to (-sin yaw, -cos yaw·sin pitch) in the image, so positive yaw turns the face
-    to the image's left and positive pitch tilts it up. Used by the renderer and the axis drawing alike.
-    """
-    y, p, r = np.radians([yaw, pitch, roll])
-    return rot_x(p) @ rot_y(-y) @ rot_z(r)
-
-
-def matrix_to_ypr(r: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`ypr_to_matrix`: R = Rx(pitch)·Ry(−yaw)·Rz(roll) → degrees.
-
-    At yaw = ±90° pitch and roll turn about the same axis; only their difference (or sum) is defined there,
-    and this returns roll = 0.
-    """
-    r = np.asarray(r, np.float64)
-    sa = float(np.clip(r[0, 2], -1.0, 1.0))
-    a = math.asin(sa)  # a = −yaw
-    if abs(sa) < 1 - 1e-9:
-        roll = math.atan2(-r[0, 1], r[0, 0])
-        pitch = math.atan2(-r[1, 2], r[2, 2])
-    else:
-        roll = 0.0
-        pitch = math.atan2(r[2, 1], r[1, 1])
-    return np.degrees([-a, pitch, roll])
-
-
-def rotate_in_plane(ypr, angle: float) -> np.ndarray:
-    """The pose of a face whose image is turned by ``angle`` degrees counter-clockwise (as
-    ``cv2.getRotationMatrix2D(c, angle, s)`` turns it): the head turns about the camera axis, which changes
-    roll by −angle for a frontal face and mixes all three angles otherwise."""
-    return matrix_to_ypr(rot_z(-math.radians(angle)) @ ypr_to_matrix(*ypr))

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from headpose.geometry import similarity, ypr_to_matrix
+
 MAX_LABEL_YAW = 70.0  # beyond, pitch and roll are not labelled (NaN)
 MIN_POINTS = 6  # fewer visible points: pitch and roll unknown
 
@@ -57,8 +59,6 @@ def fit_pose(points: np.ndarray, yaw: float, shape: np.ndarray = SHAPE) -> tuple
     square residual in pixels.
     """
     from scipy.optimize import least_squares
-
-    from headpose.data.labels import ypr_to_matrix
 
     p = np.asarray(points, np.float64).reshape(-1, 2)
     v = visible(p)
@@ -109,9 +109,6 @@ def learn_shape(points: np.ndarray, yaws: np.ndarray, rounds: int = 6, start: np
     least squares over every face that shows it; then mirror symmetry, and a similarity back onto ``start``
     (default :func:`mediapipe_start`) so the frame does not drift.
     """
-    from headpose.data.labels import ypr_to_matrix
-    from headpose.synth.canonical import similarity
-
     pts = np.asarray(points, np.float64)
     yaws = np.asarray(yaws, np.float64)
     start = mediapipe_start() if start is None else np.asarray(start, np.float64)

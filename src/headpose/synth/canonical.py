@@ -1,4 +1,4 @@
-"""The canonical frontal face: a symmetric 468-point template, Procrustes alignment to it, rotation → angles.
+"""The canonical frontal face: a symmetric 468-point template and the Procrustes alignment to it.
 
 Frame: image axes (x right, y down, z out of the face towards the viewer), the face frontal, i.e. a render at
 yaw = pitch = roll = 0 shows it looking at the camera. The template is bilaterally symmetric about x = 0
@@ -17,54 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from headpose.data.labels import rot_x, ypr_to_matrix
+from headpose.geometry import rot_x, similarity
 
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 NOSE_TIP, CHIN, FOREHEAD = 1, 152, 10
-
-
-def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None):
-    """Least-squares s, R (proper rotation), t with s·R·src + t ≈ dst (Umeyama / Kabsch), points as rows."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
-    w = w / w.sum()
-    ms, md = w @ src, w @ dst
-    a, b = src - ms, dst - md
-    cov = (b * w[:, None]).T @ a
-    u, sv, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    dm = np.diag([1.0, 1.0, d])
-    r = u @ dm @ vt
-    var = float((w * (a**2).sum(1)).sum())
-    s = float((sv * np.diag(dm)).sum() / var) if var > 0 else 1.0
-    t = md - s * r @ ms
-    return s, r, t
-
-
-def ortho_pose(model: np.ndarray, image_xy: np.ndarray):
-    """Orthographic Procrustes: s, R, t with s·(R·model)[:2] + t ≈ image_xy (least squares, R a rotation).
-
-    Solves the affine 2×3 camera, then takes the nearest scaled pair of orthonormal rows; the third row of R
-    is their cross product. Exact for noiseless orthographic projections.
-    """
-    m = np.asarray(model, np.float64)
-    p = np.asarray(image_xy, np.float64)
-    mc, pc = m - m.mean(0), p - p.mean(0)
-    a, *_ = np.linalg.lstsq(mc, pc, rcond=None)  # 3×2: pc ≈ mc @ a
-    a = a.T  # 2×3 = s·R[:2]
-    u, sv, vt = np.linalg.svd(a, full_matrices=False)
-    rows = u @ vt  # nearest matrix with orthonormal rows
-    s = float(sv.mean())
-    r = np.vstack([rows, np.cross(rows[0], rows[1])])
-    t = p.mean(0) - s * (r @ m.mean(0))[:2]
-    return s, r, t
-
-
-def geodesic_deg(r1: np.ndarray, r2: np.ndarray) -> float:
-    """Angle of the rotation between two rotation matrices, degrees."""
-    c = (np.trace(np.asarray(r1).T @ np.asarray(r2)) - 1) / 2
-    return math.degrees(math.acos(float(np.clip(c, -1.0, 1.0))))
 
 
 @lru_cache(maxsize=1)
@@ -137,7 +93,3 @@ def derive_template(point_sets: np.ndarray, iterations: int = 5) -> tuple[np.nda
     mean -= mean.mean(0)
     mean /= np.linalg.norm(mean[LEFT_EYE_OUTER] - mean[RIGHT_EYE_OUTER])
     return mean, perm
-
-
-def frontal_rotation(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
-    return ypr_to_matrix(yaw, pitch, roll)

@@ -34,8 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from headpose.data.labels import matrix_to_ypr
 from headpose.errors import HeadposeError
+from headpose.geometry import matrix_to_ypr
 from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
 from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, template
 from headpose.synth.obj import write_obj

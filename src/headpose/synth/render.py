@@ -2,7 +2,7 @@
 
 Input: ``IMAGE_DIR/NAME.png`` (texture) + ``OBJ_DIR/NAME.obj`` (``v``, ``vt``, ``f v/vt``). Output, as the
 original BP4D script: ``OUT/NAME/NAME_<yaw>_<pitch>_<roll>.png`` and a ``.txt`` of the same name whose first
-line is ``yaw pitch roll`` (degrees, project convention: ``headpose.data.labels.ypr_to_matrix``) and whose
+line is ``yaw pitch roll`` (degrees, project convention: ``headpose.geometry.ypr_to_matrix``) and whose
 second line is the face box ``x0 y0 x1 y1`` in pixels (the projected face vertices), so a packer can crop
 without a detector.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from headpose.data.labels import ypr_to_matrix
 from headpose.errors import HeadposeError
+from headpose.geometry import ypr_to_matrix
 from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
