@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 
-
 #: One-Euro defaults for head angles in degrees: at 30 frames/s they damp 2° of jitter on a still head about
 #: 2.7 times and follow a head turning at 60°/s within about 2°.
 MIN_CUTOFF = 0.5  # Hz

@@ -1,6 +1,7 @@
 """Unlabelled face photos (e.g. ``../shared/data/faces``, UTKFace): every image in ``--src`` (recursively), the
-face found with BlazeFace and cropped as the estimator crops it (:func:`headpose.detect.crop_face`; margin 0.4 unless
-given, as every detector-crop reader: the shipped models read crops at margin 0.3, so pass ``--margin 0.3``). The pose is packed as NaN (unknown): ``headpose data label`` fills it with one of our models
+face found with BlazeFace and cropped as the estimator crops it (:func:`headpose.detect.crop_face`; margin 0.4
+unless given, as every detector-crop reader: the shipped models read crops at margin 0.3, so pass
+``--margin 0.3``). The pose is packed as NaN (unknown): ``headpose data label`` fills it with one of our models
 (pseudo-labels for distilling a smaller model, or for reading our own model's answers on new faces).
 Group = the first sub-folder under ``--src`` (images directly in ``--src`` form one group).
 """
