@@ -108,6 +108,25 @@ def write_video(path: Path, images, fps: int = 10) -> Path:
     return path
 
 
+#: The keys of every ``headpose predict --json`` row.
+ROW_KEYS = {"source", "frame", "time_s", "track", "box", "score", "yaw", "pitch", "roll"}
+
+
+@pytest.fixture(scope="module")
+def est(pose_model):
+    """A HeadPoseEstimator with the tests' pose model."""
+    from headpose.estimator import HeadPoseEstimator
+
+    return HeadPoseEstimator(pose_model)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """The 10 BIWI frames: files and BGR images."""
+    files, images, _ = biwi_frames()
+    return files, images
+
+
 @pytest.fixture(scope="session")
 def biwi_npz(tmp_path_factory, shared_data) -> dict[str, Path]:
     """Small real BIWI packs, split by sequence: train (8 sequences, every 4th frame), val (04 and 11)."""
@@ -127,7 +146,7 @@ def biwi_npz(tmp_path_factory, shared_data) -> dict[str, Path]:
 def pose_model(tmp_path_factory) -> Path:
     """The pose model for tests that do not judge accuracy: the bundled one when this build has it, else a freshly
     initialised SSR-Net-MT exported to TFLite under this session's tmp path (never a cache from another run)."""
-    from headpose.predict import DEFAULT_MODEL
+    from headpose.estimator import DEFAULT_MODEL
 
     if DEFAULT_MODEL.exists():
         return DEFAULT_MODEL

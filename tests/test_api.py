@@ -12,25 +12,13 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import biwi_frames, json_rows, write_video
+from conftest import ROW_KEYS as KEYS
+from conftest import json_rows, write_video
 
-from headpose import FacePose, HeadPoseEstimator, PoseResult
+from headpose import FacePose, PoseResult
 from headpose.errors import HeadposeError
 from headpose.geometry import ypr_to_matrix
 from headpose.track import FaceTracker, OneEuro
-
-KEYS = {"source", "frame", "time_s", "track", "box", "score", "yaw", "pitch", "roll"}
-
-
-@pytest.fixture(scope="module")
-def est(pose_model):
-    return HeadPoseEstimator(pose_model)
-
-
-@pytest.fixture(scope="module")
-def frames():
-    files, images, _ = biwi_frames()
-    return files, images
 
 
 def test_pose_result_is_a_list_with_arrays_rows_and_a_plot(est, frames):

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import SEED_TFLITE
 
 from headpose.cli import main
-from headpose.predict import DEFAULT_MODEL
+from headpose.estimator import DEFAULT_MODEL
 
 
 def test_bench_quick_json(pose_model, tmp_path, capsys):

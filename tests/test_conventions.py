@@ -17,7 +17,7 @@ import pytest
 from conftest import AFLW2000, DATA, aflw_pose, biwi_frames
 
 from headpose.data.npz import load_npz, save_npz
-from headpose.predict import HeadPoseEstimator
+from headpose.estimator import HeadPoseEstimator
 
 MODELS = ("full", "lite")
 # AFLW2000 photos with |yaw| 45-67° (six each way), pitch and roll within ±20°, one clear face each

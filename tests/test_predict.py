@@ -16,23 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROW_KEYS as KEYS
 from conftest import biwi_frames, json_rows, write_video
 
+from headpose.demo import demo
 from headpose.errors import HeadposeError
-from headpose.predict import DEFAULT_MODEL, FacePose, HeadPoseEstimator, demo, predict_source
-
-KEYS = {"source", "frame", "time_s", "track", "box", "score", "yaw", "pitch", "roll"}
-
-
-@pytest.fixture(scope="module")
-def est(pose_model):
-    return HeadPoseEstimator(pose_model)
-
-
-@pytest.fixture(scope="module")
-def frames():
-    files, images, _ = biwi_frames()
-    return files, images
+from headpose.estimator import DEFAULT_MODEL, FacePose, HeadPoseEstimator
+from headpose.predict import predict_source
 
 
 def test_one_face_per_biwi_frame(est, frames):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import assert_int8_with_float_fusion, biwi_frames, link_biwi
 
-from headpose.predict import DEFAULT_MODEL, HeadPoseEstimator, model_card
+from headpose.estimator import DEFAULT_MODEL, HeadPoseEstimator, model_card
 from headpose.runtime import BUNDLED, resolve_model
 
 WEIGHTS = DEFAULT_MODEL.parent

@@ -124,7 +124,7 @@ def _keras_available() -> bool:
 def bench_frames(n: int = 16, width: int = 640, height: int = 480) -> list[np.ndarray]:
     """``n`` distinct ``width``×``height`` BGR frames with one face each: the demo photo scaled to the frame
     height, at a different place in every frame, on a grey background."""
-    from headpose.predict import demo_photo
+    from headpose.demo import demo_photo
 
     photo = demo_photo()
     h = height
@@ -257,7 +257,7 @@ def bench_pose(models: dict, peer, seconds: float, notes: list, extra: dict | No
 
 def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
     from headpose.detect import FaceDetector, crop_face
-    from headpose.predict import HeadPoseEstimator
+    from headpose.estimator import HeadPoseEstimator
 
     frames = bench_frames(16)
     rows, stages = [], {}
@@ -403,7 +403,7 @@ def bench_training(quick: bool, notes: list) -> list:
 def bench(json_out=None, peer=None, model=None, quick: bool = False, parts=("pose", "end_to_end", "training"),
           quiet: bool = False) -> dict:
     """Run the benchmark; print a table; write JSON if asked; return the results."""
-    from headpose.predict import DEFAULT_MODEL, default_model
+    from headpose.estimator import DEFAULT_MODEL, default_model
     from headpose.runtime import BUNDLED, WEIGHTS, resolve_model
 
     model = resolve_model(model) if model else default_model()

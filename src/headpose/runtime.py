@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from headpose.errors import HeadposeError
+from headpose.geometry import flip_ypr
 
 FORMATS = (".tflite", ".onnx", ".keras", ".h5")
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -184,7 +185,7 @@ class FlipAverage:
         x = np.asarray(x)
         n = len(x)
         both = self.runner(np.concatenate([x, x[:, :, ::-1]]), batch_size=batch_size)
-        return (both[:n] + both[n:] * np.array([-1.0, 1.0, -1.0], np.float32)) / 2
+        return (both[:n] + flip_ypr(both[n:])) / 2
 
 
 def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool = False):
