@@ -252,6 +252,30 @@ def test_arrayset_batches_keep_sample_order(tmp_path, biwi_npz):
         ArraySet([str(biwi_npz["val"]), str(tmp_path / "small.npz")])
 
 
+def test_yaw_balanced_batches(biwi_npz):
+    """--balance 1 draws every 10° |yaw| bin about equally often; 0 keeps every sample once per epoch."""
+    import keras
+
+    from headpose.train import ArraySet, TrainConfig, batches, yaw_balance
+
+    p = yaw_balance(np.array([1.0, 2.0, 3.0, -45.0, np.nan]), 1.0)
+    np.testing.assert_allclose(p, [1 / 9, 1 / 9, 1 / 9, 1 / 3, 1 / 3])  # three bins: [0, 10), [40, 50), unknown
+    np.testing.assert_allclose(yaw_balance(np.array([1.0, 2.0, 50.0]), 0.0), [1 / 3] * 3)
+    data = ArraySet([str(biwi_npz["train"])])
+    yaw = np.abs(data.labels(np.arange(len(data)))[:, 0])
+    bins = np.floor(yaw / 10).astype(int)
+    for balance in (0.0, 1.0):
+        seq = batches(keras, data, TrainConfig(batch_size=32, balance=balance, augment=False), 64, train=True)
+        order = np.concatenate([seq.order for _ in range(3) if seq.on_epoch_end() is None])
+        share = np.bincount(bins[order], minlength=bins.max() + 1) / len(order)
+        if balance == 0.0:
+            np.testing.assert_array_equal(np.sort(seq.order), np.arange(len(data)))
+            np.testing.assert_allclose(share, np.bincount(bins) / len(bins))
+        else:
+            present = np.bincount(bins) > 0
+            assert share[present].max() < 2 * share[present].min() < 4 / present.sum()
+
+
 def test_fused_batchnorm_trains_like_keras(biwi_npz):
     """The training speed-up (TensorFlow's fused batch norm) changes no number: same angles, gradients and
     moving statistics as Keras' own BatchNormalization, on a real batch through the seed weights."""

@@ -82,6 +82,9 @@ class TrainConfig:
                                      "channels)")
     infrared: float = _setting(0.0, help="augmentation: fraction made near-infrared-like (red channel, gamma, "
                                          "flat contrast)")
+    balance: float = _setting(0.0, help="yaw balance: each epoch draws as many samples as there are, each with a "
+                                        "chance proportional to (count of its 10° |yaw| bin)^-BALANCE (0: every "
+                                        "sample once, the original; 1: every bin equally often)")
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -158,11 +161,23 @@ class ArraySet:
         return sub
 
 
+def yaw_balance(yaw: np.ndarray, power: float, bin_deg: float = 10.0) -> np.ndarray:
+    """Sampling probabilities (summing to 1) that even out the |yaw| distribution: each sample's chance is
+    proportional to (number of samples in its ``bin_deg`` bin of |yaw|)^-``power``. A sample without a known
+    yaw (NaN) counts in a bin of its own."""
+    yaw = np.asarray(yaw, np.float64)
+    bins = np.where(np.isnan(yaw), -1, np.floor(np.abs(np.nan_to_num(yaw)) / bin_deg)).astype(int)
+    _, inverse, counts = np.unique(bins, return_inverse=True, return_counts=True)
+    w = counts[inverse].astype(np.float64) ** -float(power)
+    return w / w.sum()
+
+
 def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
     """The batch pipeline of :func:`train` over ``data``: a ``keras.utils.PyDataset`` whose item ``i`` is batch
     ``i`` as (x float32 B×``size``×``size``×``cfg.channels``, :func:`headpose.runtime.prepare_input`; y float32
     B×3 [yaw, pitch, roll]). ``train=True``: batches of ``cfg.batch_size``, the last partial one dropped, in an
-    order shuffled anew at each epoch's end (from ``cfg.seed`` and the epoch), augmented when ``cfg.augment``
+    order shuffled anew at each epoch's end (from ``cfg.seed`` and the epoch; with ``cfg.balance`` drawn with
+    the chances of :func:`yaw_balance`), augmented when ``cfg.augment``
     (:func:`headpose.augment.augment_batch`, seeded by ``cfg.seed``, ``.epoch`` and ``i``); ``train=False``: the
     samples in order, in batches of at least 256. ``cfg.workers`` threads fill batches ahead when Keras iterates
     it; indexing it builds one batch on the calling thread (what ``headpose bench`` times)."""
@@ -192,7 +207,17 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
         def on_epoch_end(self):
             self.epoch = getattr(self, "epoch", -1) + 1
             if train:
-                self.order = np.random.default_rng((cfg.seed, self.epoch)).permutation(len(data))
+                rng = np.random.default_rng((cfg.seed, self.epoch))
+                if cfg.balance:
+                    self.order = rng.choice(len(data), len(data), p=self.chance)
+                else:
+                    self.order = rng.permutation(len(data))
+
+        @property
+        def chance(self) -> np.ndarray:
+            if not hasattr(self, "_chance"):
+                self._chance = yaw_balance(data.labels(np.arange(len(data)))[:, 0], cfg.balance)
+            return self._chance
 
     return Batches()
 
