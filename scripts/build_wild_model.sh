@@ -30,23 +30,13 @@ mkdir -p "$D" "$P/photos"
     headpose prepare aflw-wild --src ../shared/data/aflw_wild --out "$D/wild_hold.npz" --groups p14; }
 
 # the aflw_wild faces at |yaw| >= 30°, read twice in the second step (configs/wild_v2.toml)
-[ -f "$D/wild_train_side.npz" ] || python -c "
-import numpy as np
-from headpose.data.npz import load_npz, save_npz
-x, y = load_npz('$D/wild_train.npz', mmap=False)
-k = (np.abs(y[:, 0]) >= 30) & (np.abs(y[:, 0]) <= 99)
-save_npz('$D/wild_train_side.npz', x[k], y[k])"
+[ -f "$D/wild_train_side.npz" ] || headpose data subset "$D/wild_train.npz" --yaw 30,99 --out "$D/wild_train_side.npz"
 
-# int8 calibration: 200 crops each of AFLW2000 half a and BIWI 02 14 (selection data)
-[ -f "$D/calib_mix.npz" ] || python -c "
-import numpy as np
-from headpose.data.npz import load_npz, save_npz
-xs, ys = [], []
-for p in ('$D/aflw2000_a.npz', '$D/biwi_select.npz'):
-    x, y = load_npz(p)
-    idx = np.linspace(0, len(x) - 1, 200).astype(int)
-    xs.append(np.asarray(x[idx])); ys.append(y[idx])
-save_npz('$D/calib_mix.npz', np.concatenate(xs), np.concatenate(ys))"
+# int8 calibration: 200 crops each of AFLW2000 half a and BIWI 02 14 (selection data), evenly spaced
+[ -f "$D/calib_mix.npz" ] || {
+    headpose data subset "$D/aflw2000_a.npz" --n 200 --out "$D/calib_a.npz"
+    headpose data subset "$D/biwi_select.npz" --n 200 --out "$D/calib_biwi.npz"
+    headpose data subset "$D/calib_a.npz" "$D/calib_biwi.npz" --out "$D/calib_mix.npz"; }
 
 # --- 300W-LP-style profiling (an ablation: configs/wild.toml; the shipped recipe does not use it): 4,000 training faces of aflw_wild within ±40° of yaw (configs/wild_profile_photos.txt)
 #     → textured meshes → 8 renders each at random poses (yaw ±90, pitch ±60, roll ±45), cropped at the wild scale

@@ -143,7 +143,7 @@ def subset(path: str | os.PathLike, out: str | os.PathLike, yaw: tuple[float, fl
         lo, hi = yaw
         keep = keep[(np.abs(pose[:, 0]) >= lo) & (np.abs(pose[:, 0]) <= hi)]
     if n is not None and n < len(keep):
-        keep = keep[np.linspace(0, len(keep) - 1, n).round().astype(int)]
+        keep = keep[np.linspace(0, len(keep) - 1, n).astype(int)]
     if not len(keep):
         raise HeadposeError(f"{path}: no rows left for --yaw {yaw}" + (f" --n {n}" if n is not None else ""))
     save_npz(out, np.asarray(image[keep]), pose[keep])
