@@ -139,6 +139,24 @@ def test_video_frame_by_frame(est, frames, tmp_path):
     cap.release()
 
 
+def test_a_single_video_that_ends_early_is_reported(est, frames, tmp_path, capsys):
+    """An AVI cut in half still states 20 frames: the frames it has are read, and the run names it as ended
+    early, alone as inside a folder."""
+    _, images = frames
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for im in images * 2:
+        writer.write(im)
+    writer.release()
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    s = predict_source(cut, estimator=est, quiet=True)
+    assert 0 < s["frames"] < 20 and s["faces"] == s["frames"]
+    assert s["skipped"] == [(str(cut), f"video ended early (frame {s['frames']} of 20)")]
+    assert f"skipped {cut}: video ended early" in capsys.readouterr().err
+
+
 def test_show_without_gui_is_a_clear_error(est, frames):
     from headpose import predict
 

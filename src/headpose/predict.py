@@ -81,16 +81,12 @@ def _echo(res: PoseResult):
 
 
 class _Destinations:
-    """Where the annotated copy of each image / video of a source goes under ``out`` (None: nowhere)."""
+    """Where the annotated copy of each image / video goes under ``out`` (None: nowhere). ``root`` and
+    ``videos``: the source folder and its videos, when the source is a folder."""
 
-    def __init__(self, source, out: Path | None, exclude: Path | None):
-        self.out = out
-        self.root = None
-        self.videos: dict[Path, Path] = {}
-        if out is not None and not is_webcam(source) and isinstance(source, (str, os.PathLike)) \
-                and Path(source).is_dir():
-            self.root = Path(source)
-            self.videos = video_names(self.root, folder_media(self.root, exclude)[1])
+    def __init__(self, out: Path | None, root: Path | None = None, videos: list[Path] = ()):
+        self.out, self.root = out, root
+        self.videos = video_names(root, list(videos)) if root is not None else {}
 
     def __call__(self, res: PoseResult) -> Path | None:
         if self.out is None:
@@ -135,13 +131,14 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
     workers = max(1, threads or min(2, os.cpu_count() or 1))
     outputs = Outputs(json_out)
     echo = not quiet and out is None and json_out is None
-    dest_of = _Destinations(src, out, out)
+    folder = path.is_dir() and not live
+    images, videos, _ = folder_media(path, out) if folder else ([], [], [])  # listed once, here
+    dest_of = _Destinations(out, path if folder else None, videos)
     counts: Counter = Counter()
     skipped: list[tuple[str, str]] = []
     bar = None  # files of a folder
     vbar = None  # frames of the current video
     video = None  # (source, output path or None)
-    stopped = False
 
     def skip(name: str, reason: str):
         skipped.append((name, reason))
@@ -164,8 +161,7 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
         closed = cv2.getWindowProperty("headpose", cv2.WND_PROP_VISIBLE) < 1
         return key in (ord("q"), 27) or closed
 
-    if path.is_dir() and not live:
-        images, videos, _ = folder_media(path, out)
+    if folder:
         bar = tqdm(total=len(images) + len(videos), unit="file", desc=path.name or src, disable=None)
     if live and not quiet:
         print(f"webcam {src}: press q in the window or Ctrl-C to stop", file=sys.stderr)
@@ -203,16 +199,13 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
                         write_image(dest, canvas)
                     elif video is not None and video[1] is not None:
                         outputs.frame(video[1], canvas)
-                    if show and display(canvas, wait=0 if single_image else 1):
-                        stopped = True
                 if res.time_s is None and bar is not None:
                     bar.update(1)
-                if stopped:
-                    break
+                if show and display(canvas, wait=0 if single_image else 1):
+                    break  # q, Esc or the window closed
         except KeyboardInterrupt:
             if not live:
-                raise
-            stopped = True  # Ctrl-C is how a webcam run ends: keep what was recorded
+                raise  # Ctrl-C is how a webcam run ends: keep what was recorded
         finally:
             results.close()  # releases an open video or webcam
         end_video()
@@ -224,10 +217,9 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
             bar.close()
         if show:
             cv2.destroyAllWindows()
-    if path.is_dir() and not live and not (counts["images"] or counts["videos"]):
+    if folder and not (counts["images"] or counts["videos"]):
         outputs.abort()
-        n = len(folder_media(path, out)[0]) + len(folder_media(path, out)[1])
-        raise HeadposeError(f"{path}: none of its {n} images/videos could be read")
+        raise HeadposeError(f"{path}: none of its {len(images) + len(videos)} images/videos could be read")
     outputs.commit()
     summary = {**{k: counts[k] for k in ("images", "videos", "frames", "faces", "no_face")},
                "skipped": skipped, "written": [str(p) for p in outputs.written]}

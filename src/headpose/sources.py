@@ -11,8 +11,8 @@ of :class:`Frame` s.
 - a BGR image as a NumPy array, or an iterable of them (a generator is fine: frames of a stream).
 
 A single file that cannot be read is a :class:`~headpose.errors.HeadposeError` naming it. Inside a folder, an
-unreadable image, a broken video, a video that ends early and a file that is neither are reported to
-``on_skip(name, reason)`` and the rest is read.
+unreadable image, a broken video and a file that is neither are reported to ``on_skip(name, reason)`` and the
+rest is read; a video (in a folder or alone) that ends well before its stated length is reported there too.
 """
 
 from __future__ import annotations
@@ -167,10 +167,10 @@ def iter_frames(source, on_skip: Callable[[str, str], None] | None = None, exclu
     if path.is_dir():
         yield from _folder(path, skip, exclude)
     else:
-        yield from _file(path)
+        yield from _file(path, skip)
 
 
-def _file(path: Path) -> Iterator[Frame]:
+def _file(path: Path, skip) -> Iterator[Frame]:
     kind = media_kind(path)
     if kind != "video":
         img = read_image(path)
@@ -184,7 +184,7 @@ def _file(path: Path) -> Iterator[Frame]:
         what = "broken video (OpenCV cannot open or decode it)" if kind == "video" else \
             "neither an image nor a video OpenCV can read"
         raise HeadposeError(f"{path}: {what}")
-    yield from _video(*opened, str(path), lambda name, reason: None)
+    yield from _video(*opened, str(path), skip)
 
 
 def _video(cap, first: np.ndarray, name: str, skip) -> Iterator[Frame]:
