@@ -224,19 +224,10 @@ class HeadPoseEstimator:
         an array N×S×S×3 (or one S×S×3), or a list of square crops of any sizes, BGR or single-channel (S×S or
         S×S×1), uint8 or float 0..255. Each is resized to the model's input by the one resize rule; an unusable
         crop is an error naming its index."""
-        if isinstance(crops, (list, tuple)):
-            x = list(crops)
-            if not x:
-                return np.zeros((0, 3), np.float32)
-        else:
-            x = np.asarray(crops)
-            if x.ndim in (2, 3) and (x.ndim == 2 or x.shape[-1] in (1, 3)) and x.shape[0] == x.shape[1]:
-                x = x[None]  # one crop
-            if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
-                raise HeadposeError(f"expected face crops N×S×S×3 (or a list of crops), got shape {x.shape}")
-            if len(x) == 0:
-                return np.zeros((0, 3), np.float32)
-        return self.runner(prepare_input(x, self.channels, self.size), batch_size=batch_size)
+        x = prepare_input(crops, self.channels, self.size)
+        if not len(x):
+            return np.zeros((0, 3), np.float32)
+        return self.runner(x, batch_size=batch_size)
 
     # --- faces in images -----------------------------------------------------------------------------------
     def _detect_crop(self, image: np.ndarray):
@@ -300,8 +291,8 @@ class HeadPoseEstimator:
         Pose runs once per ``batch`` frames; ``workers`` threads detect and crop (default ``threads``, or 1).
         """
         items = ((("frames", i, None), f) for i, f in enumerate(frames))
-        for (source, i, t), frame, poses, speed in self._pipeline(items, batch, workers):
-            yield PoseResult(poses, source, i, t, frame, speed)
+        for tag, frame, poses, speed in self._pipeline(items, batch, workers):
+            yield PoseResult(poses, *tag, frame, speed)
 
     def stream(self, source, batch: int = 16, workers: int | None = None, track: bool = True,
                smooth: bool = False, on_skip=None, exclude=None, fps: float | None = None,
@@ -334,10 +325,10 @@ class HeadPoseEstimator:
             yield PoseResult(poses, fr.source, fr.index, fr.time_s, image, speed, fr.fps, fr.total)
 
     def _results(self, items: list[tuple]) -> list[PoseResult]:
-        found = [self._detect_crop(img) for *_, img in items]
-        poses, pose_ms = self._finish(found)
-        return [PoseResult(p, src, i, t, img, {"detect": f[2], "pose": pose_ms})
-                for (src, i, t, img), p, f in zip(items, poses, found)]
+        """(source, frame, time_s, image) items → their PoseResults, with one pose-model call for all."""
+        pairs = (((src, i, t), img) for src, i, t, img in items)
+        return [PoseResult(poses, *tag, image, speed)
+                for tag, image, poses, speed in self._pipeline(pairs, batch=max(1, len(items)), workers=1)]
 
     def _pipeline(self, items: Iterable[tuple], batch: int = 16, workers: int | None = None):
         """(tag, frame) items → (tag, frame, poses, speed), in order. The frames are pulled on the calling

@@ -98,15 +98,16 @@ class FaceTracker:
         self.tracks = [tr for tr in self.tracks if frame - tr.last <= self.max_age]
         boxes = np.array([p.box for p in poses], np.float64).reshape(-1, 4)
         assigned: dict[int, _Track] = {}
+        taken: set[int] = set()
         if len(poses) and self.tracks:
             overlap = iou_matrix(boxes, np.stack([tr.box for tr in self.tracks]))
             for flat in np.argsort(-overlap, axis=None):
-                i, j = np.unravel_index(flat, overlap.shape)
+                i, j = (int(v) for v in np.unravel_index(flat, overlap.shape))
                 if overlap[i, j] < self.iou:
                     break
-                if i in assigned or any(a is self.tracks[j] for a in assigned.values()):
-                    continue
-                assigned[int(i)] = self.tracks[j]
+                if i not in assigned and j not in taken:
+                    assigned[i] = self.tracks[j]
+                    taken.add(j)
         out = []
         for i, p in enumerate(poses):
             tr = assigned.get(i)

@@ -190,6 +190,8 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             self.rng = np.random.default_rng(cfg.seed)
             self.order = np.arange(len(data))
             self.bs = cfg.batch_size if train else max(cfg.batch_size, 256)
+            self.chance = (yaw_balance(data.labels(np.arange(len(data)))[:, 0], cfg.balance)
+                           if train and cfg.balance else None)
             if train:
                 self.on_epoch_end()
 
@@ -208,16 +210,10 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             self.epoch = getattr(self, "epoch", -1) + 1
             if train:
                 rng = np.random.default_rng((cfg.seed, self.epoch))
-                if cfg.balance:
+                if self.chance is not None:
                     self.order = rng.choice(len(data), len(data), p=self.chance)
                 else:
                     self.order = rng.permutation(len(data))
-
-        @property
-        def chance(self) -> np.ndarray:
-            if not hasattr(self, "_chance"):
-                self._chance = yaw_balance(data.labels(np.arange(len(data)))[:, 0], cfg.balance)
-            return self._chance
 
     return Batches()
 
