@@ -106,6 +106,9 @@ def test_prepare_input_errors_and_empty():
     # a pixel off square (8% of BIWI's crops) is read, stretched by the one rule as the readers do
     np.testing.assert_array_equal(prepare_input([read(NON_SQUARE)], 3, 64)[0],
                                   resize_square(read(NON_SQUARE), 64).astype(np.float32))
+    off = resize_square(read(NON_SQUARE), 64)[:, :63]  # 63 wide, as high as the model's input
+    for given in ([off], off, off[None]):
+        np.testing.assert_array_equal(prepare_input(given, 3, 64)[0], resize_square(off, 64).astype(np.float32))
     with pytest.raises(HeadposeError, match="crop 1 has shape"):
         prepare_input([crops[0], np.zeros((64, 64, 4), np.uint8)], 3, 64)
     for channels in (3, 1):

@@ -228,7 +228,7 @@ def prepare_input(crops, channels: int, size: int | None = None) -> np.ndarray:
                                 "or a list of crops")
         if len(crops):
             _check_square(0, crops[0])
-        if size is not None and len(crops) and crops.shape[1] != size:
+        if size is not None and len(crops) and crops.shape[1:3] != (size, size):
             crops = _stack_crops(list(crops), channels, size)
     if crops.shape[-1] == 3 and channels == 1:
         w = np.array([0.114, 0.587, 0.299], np.float32)  # BGR → luma, as cv2.COLOR_BGR2GRAY
@@ -272,5 +272,6 @@ def _stack_crops(crops: list[np.ndarray], channels: int, size: int | None) -> np
     if not crops:
         return np.zeros((0, size, size, channels), np.float32)
     c = max(crop.shape[-1] for crop in crops)
-    return np.stack([np.repeat(resize_square(crop, size) if crop.shape[0] != size else crop, c // crop.shape[-1], -1)
+    return np.stack([np.repeat(resize_square(crop, size) if crop.shape[:2] != (size, size) else crop,
+                               c // crop.shape[-1], -1)
                      for crop in crops])
