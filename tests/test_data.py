@@ -266,6 +266,24 @@ def test_data_show_writes_png(tmp_path, biwi_slice):
     assert main(["data", "show", str(tmp_path / "nope.npz"), "--out", str(png)]) == 2
 
 
+def test_data_show_unknown_angles(tmp_path, biwi_npz):
+    """A pack with unknown angles (NaN: aflw_wild beyond ±70° of yaw) is shown, "?" and no axes on those crops."""
+    from headpose.data.npz import save_npz
+
+    x, y = load_npz(biwi_npz["val"])
+    x, y = np.asarray(x[:4]), y[:4].copy()
+    y[1:3, 1:] = np.nan
+    pack = tmp_path / "partial.npz"
+    save_npz(pack, x, y)
+    png = tmp_path / "sheet.png"
+    assert main(["data", "show", str(pack), "--out", str(png), "--n", "4"]) == 0
+    sheet = cv2.imread(str(png)).astype(int)
+    tiles = [sheet[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] for r in range(2) for c in range(2)]
+    # axes drawn in colour on the crops with all three angles, none on the two with unknown ones
+    coloured = [int((np.abs(t[..., 2] - t[..., 1]) > 120).sum()) for t in tiles]
+    assert coloured[0] > 50 and coloured[3] > 50 and max(coloured[1:3]) < 5, coloured
+
+
 # --- unlabelled faces, pseudo-labels, subsets -----------------------------------------------------------------
 
 def test_prepare_faces_then_label(tmp_path):

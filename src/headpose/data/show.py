@@ -3,7 +3,7 @@ by eye.
 
 ``n`` random crops (reproducible with ``seed``), each enlarged to :data:`TILE` px with the axes of its label
 drawn (:func:`headpose.draw.draw_axis`: x red, y green, z blue out of the face) and the three angles
-printed. The sheet has ``ceil(sqrt(n))`` columns: it is ``rows·TILE`` × ``cols·TILE`` px.
+printed; a crop with an unknown angle (NaN, e.g. ``aflw_wild`` beyond ±70° of yaw) gets "?" and no axes. The sheet has ``ceil(sqrt(n))`` columns: it is ``rows·TILE`` × ``cols·TILE`` px.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def contact_sheet(images: np.ndarray, poses: np.ndarray) -> np.ndarray:
         if tile.shape[-1] == 1:
             tile = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
         tile = cv2.resize(tile, (TILE, TILE), interpolation=cv2.INTER_LINEAR)
-        draw_axis(tile, float(yaw), float(pitch), float(roll), size=TILE * 0.35, thickness=2)
-        for j, text in enumerate((f"y {yaw:+.0f}", f"p {pitch:+.0f}", f"r {roll:+.0f}")):
+        if np.isfinite([yaw, pitch, roll]).all():  # a pack's unknown angles (NaN) get no axes, only a "?"
+            draw_axis(tile, float(yaw), float(pitch), float(roll), size=TILE * 0.35, thickness=2)
+        for j, (name, angle) in enumerate(zip("ypr", (yaw, pitch, roll))):
+            text = f"{name} {angle:+.0f}" if np.isfinite(angle) else f"{name} ?"
             org = (3, 12 + 12 * j)
             cv2.putText(tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
