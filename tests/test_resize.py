@@ -3,6 +3,8 @@ BIWI crops and frames: the same pixels as OpenCV with the rule written out, list
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -114,3 +116,41 @@ def test_prepare_input_errors_and_empty():
     for channels in (3, 1):
         empty = prepare_input([], channels, 64)
         assert empty.shape == (0, 64, 64, channels) and empty.dtype == np.float32
+
+
+# --- padding beyond the image (detect.crop_padded) -----------------------------------------------------------
+
+@pytest.mark.parametrize("box", [(-20, -7, 130, 118), (-300, 5, 60, 400)])  # a margin, and pads wider than the crop
+def test_crop_padded_fills(box):
+    """Black pads with zeros; "reflect" mirrors the image at its edges (NumPy's reflect, repeated where the pad is
+    wider than the image); "blur" keeps the image, defocuses the mirror with no black and no hard seam."""
+    from headpose.detect import BLUR_SIGMA, crop_padded
+
+    im = read(SQUARE[0])  # 109×109 real crop
+    h, w = im.shape[:2]
+    x0, y0, x1, y1 = box
+    pads = ((max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w)), (0, 0))
+    inside = im[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    black = crop_padded(im, box)
+    assert black.shape == (y1 - y0, x1 - x0, 3)
+    np.testing.assert_array_equal(black, np.pad(inside, pads))
+    reflect = crop_padded(im, box, "reflect")
+    np.testing.assert_array_equal(reflect, np.pad(inside, pads, mode="reflect"))
+    blur = crop_padded(im, box, "blur")
+    assert blur.shape == black.shape and blur.dtype == np.uint8
+    top, left = pads[0][0], pads[1][0]
+    # the image itself, up to a soft seam reaching about one blur width (BLUR_SIGMA of the side) inside
+    m = math.ceil(BLUR_SIGMA * max(blur.shape[:2]))
+    core = blur[top + m:top + inside.shape[0] - m, left + m:left + inside.shape[1] - m]
+    if core.size:
+        np.testing.assert_allclose(core.astype(int), inside[m:-m, m:-m].astype(int), atol=6)
+        assert np.abs(core.astype(int) - inside[m:-m, m:-m]).mean() < 1.0
+    outside = np.ones(blur.shape[:2], bool)
+    outside[top:top + inside.shape[0], left:left + inside.shape[1]] = False
+    assert blur[outside].mean() > 0.5 * inside.mean()  # no black frame
+    # defocused: far less fine detail than the plain mirror in the padded part
+    detail = [np.abs(np.diff(a.astype(int), axis=1))[outside[:, 1:]].mean() for a in (blur, reflect)]
+    assert detail[0] < 0.5 * detail[1], detail
+    with pytest.raises(HeadposeError, match="fill 'grey'"):
+        crop_padded(im, box, "grey")
+    assert crop_padded(im, (w + 5, 0, w + 50, 40), "blur") is None

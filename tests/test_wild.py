@@ -72,9 +72,26 @@ def test_prepare_aflw_wild(tmp_path):
     np.testing.assert_allclose(poses[:, 0], yaws, atol=1e-3)
     assert (np.isnan(poses[:, 1]) == (np.abs(yaws) > 70)).all()
     assert np.isfinite(poses[np.abs(yaws) <= 70]).all()
-    # the protocol crop is wider than the 120-pixel crops: black columns at the left and right edges
-    assert (np.asarray(images)[:, :, :2].max(axis=(1, 2, 3)) == 0).mean() > 0.5
+    # the protocol crop is wider than the 120-pixel crops: by default the part beyond is the crop mirrored and
+    # defocused (no black frame); --fill black gives black columns at the left and right edges, the same faces
+    edge = np.asarray(images)[:, :, :2].max(axis=(1, 2, 3))
+    assert (edge == 0).mean() < 0.2
     assert "bad label file" in (tmp_path / "wild.report.txt").read_text()
+    r = run_cli("prepare", "aflw-wild", "--src", str(src), "--out", str(tmp_path / "black.npz"), "--workers", "1",
+                "--fill", "black")
+    assert r.returncode == 0, r.stderr
+    black, _ = load_npz(tmp_path / "black.npz")
+    black = np.asarray(black)
+    assert (black[:, :, :2].max(axis=(1, 2, 3)) == 0).mean() > 0.5
+    centre = np.s_[:, 24:40, 24:40]  # the face itself: the same pixels whatever the fill
+    assert np.abs(black[centre].astype(int) - np.asarray(images)[centre]).mean() < 1.0
+    assert "--fill black" in (tmp_path / "black.report.txt").read_text().splitlines()[0]
+    r = run_cli("prepare", "aflw-wild", "--src", str(src), "--out", str(tmp_path / "g.npz"), "--workers", "1",
+                "--groups", "p00")
+    assert r.returncode == 0, r.stderr  # the report gives the command as typed (it listed every crop's group)
+    assert (tmp_path / "g.report.txt").read_text().splitlines()[0].endswith(" --groups p00")
+    r = run_cli("prepare", "biwi", "--src", str(src), "--out", str(tmp_path / "b.npz"), "--fill", "blur")
+    assert r.returncode == 2 and "aflw-wild" in r.stderr
     # --margin 0 keeps the crops as they are: no black edges
     r = run_cli("prepare", "aflw-wild", "--src", str(src), "--out", str(tmp_path / "raw.npz"), "--workers", "1",
                 "--margin", "0")

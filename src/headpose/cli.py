@@ -26,6 +26,15 @@ def _csv_or_range(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _flip_flag(p: argparse.ArgumentParser, default: bool | None = None) -> None:
+    """``--flip`` / ``--no-flip``, the same on every verb: read each crop with its mirror image and average."""
+    when = "default: as the model's card says (on for the bundled full model, off for lite)" if default is None \
+        else f"default: {'on' if default else 'off'}"
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=default,
+                   help=f"average each crop's reading with its mirror image's: twice the pose compute, about 0.4° "
+                        f"more accurate ({when})")
+
+
 def _add_settings(p: argparse.ArgumentParser, module: str, name: str) -> None:
     """One flag per field of the settings dataclass ``module.name``: ``--`` and the field's name with dashes, the
     type from its annotation (a list: one or more values; a fixed-length tuple: that many; a boolean: ``--x`` /
@@ -93,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "face detector as predict runs it; reports faces missed per yaw bin")
     e.add_argument("--half", choices=("a", "b"), help="with --photos: the even (a) or odd (b) photos in name order")
     e.add_argument("--margin", type=float, help="with --photos: crop margin (default: the model card's)")
-    e.add_argument("--flip", action="store_true", help="average each crop's reading with its mirror image's")
+    _flip_flag(e)
     e.add_argument("--grey", action="store_true", help="with --data: score grey copies of the crops (a grey or "
                                                         "near-infrared camera's view)")
     e.add_argument("--json", help="write the results as JSON")
@@ -116,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", help="write one JSON object per face (JSON Lines)")
     r.add_argument("--show", action="store_true", help="live window (video, webcam)")
     r.add_argument("--threads", type=int, default=None)
-    r.add_argument("--flip", action="store_true", help="average each face's reading with its mirror image's "
-                                                       "(twice the pose compute, a little more accurate)")
+    _flip_flag(r)
     r.add_argument("--smooth", action="store_true", help="steadier angles in videos: One-Euro filter per tracked "
                                                          "face and angle (off by default)")
     r.add_argument("--draw", choices=("axis", "cube"), default="axis",
@@ -153,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="OUT.npz (with --split: OUT_train.npz and OUT_test.npz)")
     q.add_argument("--size", type=int, default=64)
     q.add_argument("--margin", type=float, default=None, help="crop margin (default: 0.6 for 300W-LP/AFLW, 0.4 else)")
+    q.add_argument("--fill", default=None, help="aflw-wild: what fills the crop box beyond each crop: blur (the "
+                                                "default: mirrored, defocused), reflect or black")
     q.add_argument("--workers", type=int, default=None)
     q.add_argument("--split", type=float, default=None, help="train fraction, split by sequence / identity")
     q.add_argument("--holdout", type=lambda t: [g for g in t.split(",") if g], default=None, metavar="G1,G2",
@@ -182,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("npz")
     lb.add_argument("--model", required=True, help="our model file, or a bundled model: " + BUNDLED_HELP)
     lb.add_argument("--out", required=True)
-    lb.add_argument("--no-flip", dest="flip", action="store_false", help="one pass, no mirror averaging")
+    _flip_flag(lb, default=True)
     lb.add_argument("--missing", action="store_true", help="fill only the unknown (NaN) angles")
 
     # --- synth ---------------------------------------------------------------------------------------------
@@ -266,7 +276,7 @@ def dispatch(a: argparse.Namespace) -> int:
         from headpose.data.prepare import prepare
 
         return 0 if prepare(a.format, a.src, a.out, size=a.size, margin=a.margin, workers=a.workers,
-                            split=a.split, seed=a.seed, test_groups=a.holdout, groups=a.groups) else 1
+                            split=a.split, seed=a.seed, test_groups=a.holdout, groups=a.groups, fill=a.fill) else 1
     elif cmd == "data" and a.data_command == "halves":
         from headpose.data.npz import halves
 

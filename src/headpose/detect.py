@@ -292,9 +292,17 @@ def square_box(box) -> tuple[float, float, float, float]:
     return cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2
 
 
-def crop_padded(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
-    """The pixels of the integer box (x0, y0, x1, y1), black where it leaves the image (never clipped, so the
-    content keeps its scale); None if the box and the image do not overlap."""
+PAD_FILLS = ("black", "reflect", "blur")
+BLUR_SIGMA = 0.08  # the "blur" fill's Gaussian, as a fraction of the padded crop's side
+
+
+def crop_padded(image: np.ndarray, box: tuple[int, int, int, int], fill: str = "black") -> np.ndarray | None:
+    """The pixels of the integer box (x0, y0, x1, y1), padded where it leaves the image (never clipped, so the
+    content keeps its scale): ``fill`` "black", "reflect" (the image mirrored at its edge) or "blur" (mirrored,
+    then defocused, so no sharp mirrored eye or mouth appears beside the face); None if the box and the image do
+    not overlap."""
+    if fill not in PAD_FILLS:
+        raise HeadposeError(f"fill {fill!r}: expected one of {', '.join(PAD_FILLS)}")
     X0, Y0, X1, Y1 = box
     h, w = image.shape[:2]
     cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, w), min(Y1, h)
@@ -302,7 +310,31 @@ def crop_padded(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray
         return None
     patch = image[cy0:cy1, cx0:cx1]
     if (cx0, cy0, cx1, cy1) != (X0, Y0, X1, Y1):
-        patch = cv2.copyMakeBorder(patch, cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1, cv2.BORDER_CONSTANT, value=0)
+        sides = (cy0 - Y0, Y1 - cy1, cx0 - X0, X1 - cx1)
+        if fill == "black":
+            return cv2.copyMakeBorder(patch, *sides, cv2.BORDER_CONSTANT, value=0)
+        inner = patch.shape[:2]
+        patch = _reflect(patch, sides)
+        if fill == "blur":  # defocus the mirrored part, with a soft seam rather than a sharp frame
+            sigma = max(1.0, BLUR_SIGMA * max(patch.shape[:2]))
+            keep = np.zeros(patch.shape[:2], np.float32)
+            keep[sides[0]:sides[0] + inner[0], sides[2]:sides[2] + inner[1]] = 1.0
+            keep = cv2.GaussianBlur(keep, (0, 0), sigmaX=sigma / 2).reshape(*keep.shape, *patch.shape[2:3] and (1,))
+            blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma).reshape(patch.shape)
+            patch = np.rint(keep * patch + (1.0 - keep) * blurred).astype(patch.dtype)
+    return patch
+
+
+def _reflect(patch: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
+    """``patch`` mirrored outwards by (top, bottom, left, right) pixels; a reflection wider than the patch is
+    repeated."""
+    while any(sides):
+        h, w = patch.shape[:2]
+        step = (min(sides[0], h - 1), min(sides[1], h - 1), min(sides[2], w - 1), min(sides[3], w - 1))
+        if not any(step):  # a 1-pixel patch cannot be mirrored: repeat it
+            return cv2.copyMakeBorder(patch, *sides, cv2.BORDER_REPLICATE)
+        patch = cv2.copyMakeBorder(patch, *step, cv2.BORDER_REFLECT_101)
+        sides = tuple(a - b for a, b in zip(sides, step))
     return patch
 
 

@@ -6,8 +6,9 @@ Yaw is AFLW's label (the project's convention). Pitch and roll are derived from 
 The crop is the AFLW2000 protocol's (:mod:`headpose.data.mat`): the box of the visible landmarks widened by
 ``--margin`` (default 0.6, FSA-Net's) × its width left and right and × its height top and bottom. The 120×120
 crops are tighter than that (the landmark box is about 1.6× smaller than the crop, against 2.2× in the
-protocol), so the part of the widened box beyond the crop is filled with black, as
-:func:`headpose.detect.crop_face` fills a face at the image border; ``--margin 0`` keeps the crops as they are.
+protocol), so about a quarter of the widened box lies beyond the crop. ``--fill blur`` (the default) fills it
+with the crop mirrored and defocused, like the out-of-focus surroundings of a photo, rather than ``--fill black``
+(a black frame no AFLW2000 or detector crop has); ``--margin 0`` keeps the crops as they are.
 Groups: the rows in 15 contiguous blocks of the file's order, ``p00`` … ``p14`` (``--holdout p14`` keeps one
 block of faces out; neighbouring AFLW numbers can be faces of one photo, so blocks rather than every 15th row).
 """
@@ -25,6 +26,8 @@ from headpose.errors import HeadposeError
 
 LABELS = "labels.csv"
 PARTS = 15
+# What fills the protocol box beyond the 120×120 crop: the crop mirrored and defocused (``--fill black``: black)
+FILL = "blur"
 COLUMNS = ["file", "yaw", *(f"x{i}" for i in range(1, 22)), *(f"y{i}" for i in range(1, 22))]
 
 
@@ -56,7 +59,7 @@ def parse_label(text: str) -> tuple[float, np.ndarray]:
     return float(v[0]), np.stack([v[1:22], v[22:43]], axis=1)
 
 
-def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+def load(item: Item, size: int, margin: float | None, fill: str = FILL) -> tuple[np.ndarray, np.ndarray]:
     from headpose.data.landmark_pose import label, visible
     from headpose.data.mat import DEFAULT_MARGIN
     from headpose.detect import resize_square
@@ -66,17 +69,18 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
     margin = DEFAULT_MARGIN if margin is None else float(margin)
     v = visible(points)
     if margin > 0 and v.sum() >= 2:
-        image = protocol_crop(image, points[v], margin)
+        image = protocol_crop(image, points[v], margin, fill)
     return resize_square(image, size), label(points, yaw)
 
 
-def protocol_crop(image: np.ndarray, points: np.ndarray, margin: float) -> np.ndarray:
+def protocol_crop(image: np.ndarray, points: np.ndarray, margin: float, fill: str = FILL) -> np.ndarray:
     """The landmark box of ``points`` (K×2 pixels) widened by ``margin`` × its width / height on each side,
-    black where it leaves ``image`` (:func:`headpose.detect.crop_padded`: the face keeps the protocol's scale)."""
+    padded with ``fill`` where it leaves ``image`` (:func:`headpose.detect.crop_padded`: the face keeps the
+    protocol's scale)."""
     from headpose.detect import crop_padded
 
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
     w, h = x1 - x0, y1 - y0
     box = (round(x0 - margin * w), round(y0 - margin * h), round(x1 + margin * w), round(y1 + margin * h))
-    patch = crop_padded(image, box)
+    patch = crop_padded(image, box, fill)
     return image if patch is None else patch

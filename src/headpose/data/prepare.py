@@ -42,11 +42,11 @@ def _reader(fmt: str):
     return importlib.import_module(f"headpose.data.{READERS[fmt]}")
 
 
-def _work(args: tuple[str, Item, int, float | None]):
+def _work(args: tuple[str, Item, int, float | None, dict]):
     """Load one item in a worker: ("ok", crop, pose) or ("skip", reason, detail)."""
-    module, item, size, margin = args
+    module, item, size, margin, options = args
     try:
-        crop, pose = importlib.import_module(module).load(item, size, margin)
+        crop, pose = importlib.import_module(module).load(item, size, margin, **options)
         return "ok", crop, pose
     except Skip as s:
         return "skip", s.reason, s.detail
@@ -67,11 +67,13 @@ def _init_worker():
     cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would only oversubscribe the cores
 
 
-def _run(module: str, items: list[Item], size: int, margin: float | None, workers: int, desc: str):
-    """Yield results in item order, with a progress bar (and its ETA) on stderr."""
+def _run(module: str, items: list[Item], size: int, margin: float | None, workers: int, desc: str,
+         options: dict | None = None):
+    """Yield results in item order, with a progress bar (and its ETA) on stderr. ``options``: keyword arguments
+    of the reader's ``load`` beyond size and margin (``fill``)."""
     from tqdm import tqdm
 
-    args = [(module, it, size, margin) for it in items]
+    args = [(module, it, size, margin, options or {}) for it in items]
     chunk = max(1, min(64, len(items) // (workers * 8)))
     procs = min(workers, math.ceil(len(items) / chunk))
     bar = tqdm(total=len(items), desc=desc, unit="img", mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
@@ -119,13 +121,15 @@ def split_paths(out: Path) -> tuple[Path, Path]:
 
 def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, workers: int | None = None,
             split: float | None = None, seed: int = 0, test_groups: list[str] | None = None,
-            groups: list[str] | None = None) -> bool:
+            groups: list[str] | None = None, fill: str | None = None) -> bool:
     """Pack dataset ``src`` (layout ``fmt``) into ``out``; True if at least one crop was packed.
 
     ``margin``: crop margin (default 0.6 for the landmark boxes of 300W-LP / AFLW2000, 0.4 for detector
     crops). ``workers``: processes (default: all cores). ``split``: train fraction of the sequences /
     identities, written to ``OUT_train.npz`` and ``OUT_test.npz``; ``test_groups`` (Python API) names the
-    held-out groups instead of drawing them. ``groups``: pack only these groups.
+    held-out groups instead of drawing them. ``groups``: pack only these groups. ``fill``: what fills a crop box
+    beyond the image, for readers that pad (``aflw-wild``: "blur" by default, or "black"; see
+    :func:`headpose.detect.crop_padded`).
     """
     t0 = time.perf_counter()
     reader = _reader(fmt)
@@ -139,6 +143,15 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     if split is not None and not (0 < split < 1):
         raise HeadposeError(f"--split {split}: expected the train fraction, between 0 and 1")
     workers = _default_workers() if workers is None else max(1, int(workers))
+    options = {}
+    if fill is not None:
+        from headpose.detect import PAD_FILLS
+
+        if not hasattr(reader, "FILL"):
+            raise HeadposeError(f"--fill: the {fmt} reader does not pad its crops (it applies to aflw-wild)")
+        if fill not in PAD_FILLS:
+            raise HeadposeError(f"--fill {fill}: expected one of {', '.join(PAD_FILLS)}")
+        options["fill"] = fill
 
     items = reader.find(src)
     if not items:
@@ -166,24 +179,24 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     poses = np.empty((len(items), 3), np.float32)
     ok = np.zeros(len(items), bool)
     skips: list[tuple[str, str, str]] = []
-    results = _run(reader.__name__, items, size, margin, workers, f"prepare {fmt}")
+    results = _run(reader.__name__, items, size, margin, workers, f"prepare {fmt}", options)
     for i, r in enumerate(results):
         if r[0] == "ok":
             images[i], poses[i], ok[i] = r[1], r[2], True
         else:
             skips.append((r[1], items[i].image, r[2]))
     n_ok = int(ok.sum())
-    groups = np.array([it.group for it in items])
+    item_groups = np.array([it.group for it in items])
 
     written: list[tuple[Path, int]] = []
     if n_ok:
         if test_set is None:
-            save_npz(out, images[ok], poses[ok], group=groups[ok])
+            save_npz(out, images[ok], poses[ok], group=item_groups[ok])
             written.append((out, n_ok))
         else:
-            in_test = np.isin(groups, test_set)
+            in_test = np.isin(item_groups, test_set)
             for path, mask in zip(split_paths(out), (ok & ~in_test, ok & in_test)):
-                save_npz(path, images[mask], poses[mask], group=groups[mask])
+                save_npz(path, images[mask], poses[mask], group=item_groups[mask])
                 written.append((path, int(mask.sum())))
 
     elapsed = time.perf_counter() - t0
@@ -192,6 +205,7 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     lines = [
         f"headpose prepare {fmt} --src {src} --out {out} --size {size}"
         + (f" --margin {margin}" if margin is not None else "")
+        + (f" --fill {fill}" if fill is not None else "")
         + (f" --split {split} --seed {seed}" if split is not None else "")
         + (f" --groups {','.join(groups)}" if groups is not None else ""),
         f"images: {len(items)}",
