@@ -3,7 +3,8 @@ by eye.
 
 ``n`` random crops (reproducible with ``seed``), each enlarged to :data:`TILE` px with the axes of its label
 drawn (:func:`headpose.draw.draw_axis`: x red, y green, z blue out of the face) and the three angles
-printed; a crop with an unknown angle (NaN, e.g. ``aflw_wild`` beyond ±70° of yaw) gets "?" and no axes. The sheet has ``ceil(sqrt(n))`` columns: it is ``rows·TILE`` × ``cols·TILE`` px.
+printed; a crop with an unknown angle (NaN, e.g. ``aflw_wild`` beyond ±70° of yaw) gets "?" and no axes. The
+sheet has ``ceil(sqrt(n))`` columns: it is ``rows·TILE`` × ``cols·TILE`` px.
 """
 
 from __future__ import annotations
