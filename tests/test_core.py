@@ -371,3 +371,32 @@ def test_training_is_repeatable(tmp_path, biwi_npz):
     assert max(np.abs(x - y).max() for x, y in zip(a, b)) == 0.0
     fresh = load_model(tmp_path / "a" / "best.keras").get_weights()
     assert max(np.abs(x - y).max() for x, y in zip(a, fresh)) == 0.0  # one epoch: best is last
+
+
+def test_soup_averages_weights(tmp_path, biwi_npz):
+    """`headpose soup`: every weight (batch-norm statistics too) is the mean. The shipped model nudged by +d and by
+    -d, averaged, reads real BIWI crops as the shipped model does, while either nudged copy alone reads them
+    differently; networks that differ are refused."""
+    from headpose.model import load_model
+    from headpose.runtime import WEIGHTS
+
+    base = load_model(WEIGHTS / "headpose_ssrnet_mt.keras")
+    w0 = base.get_weights()
+    rng = np.random.default_rng(0)
+    d = [np.clip(rng.normal(0, 0.2, w.shape), -0.5, 0.5).astype(w.dtype) for w in w0]  # relative: variances stay > 0
+    paths = []
+    for sign in (1, -1):
+        base.set_weights([w * (1 + sign * e) for w, e in zip(w0, d)])
+        paths.append(tmp_path / f"nudged{sign:+d}.keras")
+        base.save(paths[-1])
+    soup = tmp_path / "soup.keras"
+    assert run_cli("soup", *map(str, paths), "--out", str(soup)).returncode == 0
+    for a, b in zip(load_model(soup).get_weights(), w0):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    x, _ = load_npz(biwi_npz["val"])
+    x = np.asarray(x[:64])
+    want = open_model(WEIGHTS / "headpose_ssrnet_mt.keras")(x)
+    assert np.abs(open_model(soup)(x) - want).max() < 0.01
+    assert np.abs(open_model(paths[0])(x) - want).mean() > 0.5  # the nudge matters on its own
+    r = run_cli("soup", str(paths[0]), str(WEIGHTS / "headpose_ssrnet_mt_lite.keras"), "--out", str(soup))
+    assert r.returncode == 2 and "not the same network" in r.stderr

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
 
     # --- export --------------------------------------------------------------------------------------------
+    so = sub.add_parser("soup", help="average the weights of runs fine-tuned from one model (a model soup)")
+    so.add_argument("model", nargs="+", help=".keras checkpoints of the same network")
+    so.add_argument("--out", required=True, help="the averaged model (.keras)")
+
     x = sub.add_parser("export", help="convert a .keras model to TFLite (float/int8) or ONNX")
     x.add_argument("--model", required=True, help=".keras (or legacy .h5 weights)")
     x.add_argument("--format", required=True, choices=("tflite", "tflite-int8", "onnx"))
@@ -243,6 +247,10 @@ def dispatch(a: argparse.Namespace) -> int:
 
             evaluate_photos(a.model, a.photos, half=a.half, margin=a.margin, flip=a.flip,
                             json_out=None if a.data else a.json)
+    elif cmd == "soup":
+        from headpose.train import average_weights
+
+        average_weights(a.model, a.out)
     elif cmd == "export":
         from headpose.export import export
 

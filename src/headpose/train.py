@@ -440,3 +440,32 @@ def train_from_settings(settings: dict | None = None, config: str | os.PathLike 
     if not d.get("out"):
         raise HeadposeError("no run folder: give --out runs/NAME")
     return train(TrainConfig.from_dict(d, str(config) if config else "settings"))
+
+
+def average_weights(paths: list, out) -> Path:
+    """``headpose soup A.keras B.keras ... --out S.keras``: a model whose every weight (batch-norm statistics
+    included) is the mean of the same weight in ``paths`` — a uniform "model soup" (Wortsman et al., 2022).
+    It only makes sense for runs fine-tuned from one starting model (the shipped recipe's trajectories all start
+    from the previous shipped model): their weights stay close enough for the average to be a model, often a
+    better one than each, at the cost of one. The architectures must match (same layers, same shapes)."""
+    from headpose.model import load_model
+
+    if len(paths) < 2:
+        raise HeadposeError("soup: give at least two models to average")
+    models = [load_model(p) for p in paths]
+    first = models[0].get_weights()
+    sums = [w.astype(np.float64) for w in first]
+    for path, m in zip(paths[1:], models[1:]):
+        ws = m.get_weights()
+        if [w.shape for w in ws] != [w.shape for w in first]:
+            raise HeadposeError(f"{path}: not the same network as {paths[0]} (layers or widths differ)")
+        for s, w in zip(sums, ws):
+            s += w
+    models[0].set_weights([(s / len(models)).astype(w.dtype) for s, w in zip(sums, first)])
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise HeadposeError(f"{out}: the soup is written as a .keras model (name it .keras)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save(models[0], out)
+    print(f"{out}: mean of {len(models)} models' weights")
+    return out
