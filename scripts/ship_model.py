@@ -16,6 +16,7 @@ from pathlib import Path
 
 from headpose.evaluate import evaluate
 from headpose.export import export
+from headpose.runtime import INT8_SUFFIX
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "headpose" / "weights"
 
@@ -30,6 +31,8 @@ def main(argv=None):
     p.add_argument("--also", nargs="*", default=[], help="more test sets to report")
     p.add_argument("--data", nargs="*", default=[], help="training data description")
     p.add_argument("--commands", nargs="*", default=[])
+    p.add_argument("--flip", action="store_true", help="the model reads each crop with its mirror image by default "
+                                                        "(the card's flip; its numbers are measured so)")
     p.add_argument("--note", default="")
     p.add_argument("--name", default="headpose_ssrnet_mt",
                    help="file stem in the package: headpose_ssrnet_mt (full) or headpose_ssrnet_mt_lite")
@@ -42,16 +45,18 @@ def main(argv=None):
     width = model_width(model)
     model.save(WEIGHTS / f"{NAME}.keras")  # weights and architecture, no optimizer state
     exports = {}
-    for fmt, fname in (("tflite", f"{NAME}.tflite"), ("tflite-int8", f"{NAME}_int8.tflite"), ("onnx", f"{NAME}.onnx")):
+    files = (("tflite", f"{NAME}.tflite"), ("tflite-int8", f"{NAME}{INT8_SUFFIX}.tflite"), ("onnx", f"{NAME}.onnx"))
+    for fmt, fname in files:
         exports[fmt] = export(WEIGHTS / f"{NAME}.keras", fmt, WEIGHTS / fname, calib=a.calib or a.val)
-    val = evaluate(WEIGHTS / f"{NAME}.tflite", [a.val], quiet=True)[a.val]
-    also = evaluate(WEIGHTS / f"{NAME}.tflite", a.also, quiet=True) if a.also else {}
+    val = evaluate(WEIGHTS / f"{NAME}.tflite", [a.val], quiet=True, flip=a.flip)[a.val]
+    also = evaluate(WEIGHTS / f"{NAME}.tflite", a.also, quiet=True, flip=a.flip) if a.also else {}
     card = {
         "model": "SSR-Net-MT (stage_num [3,3,3], lambda_d 1, V 99), input 64x64x3 BGR 0..255, "
                  "output [yaw, pitch, roll]" + ("" if width == 1 else f", width {width:g} (channels x {width:g})"),
         "width": width,
         "parameters": int(model.count_params()),
         "crop_margin": a.margin,
+        "flip": a.flip,
         "training_data": a.data,
         "commands": a.commands,
         "selection": a.selection,

@@ -1,6 +1,6 @@
 """The in-the-wild model card table: our models beside the seed's and FSA-Net's on the same data.
 
-    python scripts/wild_table.py [MODEL ...] [--json OUT.json] [--no-photos] [--flip]
+    python scripts/wild_table.py [MODEL ...] [--json OUT.json] [--no-photos] [--flip | --no-flip]
 
 Default models: the bundled full and lite models, the seed project's released model and FSA-Net's SSR-Net-MT
 trained on 300W-LP (``../shared/peers``: comparison only). Test data, made by ``scripts/build_wild_model.sh``
@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="*")
     p.add_argument("--json")
     p.add_argument("--no-photos", action="store_true", help="skip the end-to-end runs on the photos")
-    p.add_argument("--flip", action="store_true", help="every model with mirror averaging (--flip)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="every model with (--flip) or without (--no-flip) mirror averaging; default: as each model "
+                        "reads by default (its card: the bundled full model averages, the others do not)")
     a = p.parse_args(argv)
     models = a.models or ["full", "lite", str(PEERS / "seed_head_pose_v2_fp32.tflite"),
                           str(PEERS / "fsa_ssrnet_mt_300wlp.h5")]

@@ -5,8 +5,9 @@ Rows (each measured for a fixed time, best of 3 rounds):
 * **pose**: crops/s of the pose model in LiteRT float and int8 at 1 thread (batch 1 and batch 64), in ONNX Runtime
   (batch 64) and in Keras (batch 256). ``--peer X.tflite`` (e.g. the seed's) is timed the same way in the same
   run, and our rates are printed as ratios of its rate.
-* **end_to_end**: frames/s of detect + crop + pose (:meth:`HeadPoseEstimator.predict_many`) on 640×480 frames
-  with one face (built from the demo photo, so nothing is downloaded), with the full- and short-range detector,
+* **end_to_end**: frames/s of detect + crop + pose (:meth:`HeadPoseEstimator.predict_many`, as it reads by
+  default: with mirror averaging for the full model, ``flip`` in the rows) on 640×480 frames with one face
+  (built from the demo photo, so nothing is downloaded), with the full- and short-range detector,
   with 1 and 2 detection workers; and milliseconds per stage on one thread, to see where the time goes (the
   detector's steps :meth:`~headpose.detect.FaceDetector.letterbox`, ``run_network`` and ``decode``, the crop, the
   pose model on one crop).
@@ -271,7 +272,8 @@ def bench_end_to_end(model, seconds: float, quick: bool) -> tuple[list, dict]:
                     pass
 
             r = measure(run, len(frames), seconds, threads="process")
-            rows.append({"detector": det_name, "workers": workers, "frame": "640x480", "faces_per_frame": found[0],
+            rows.append({"detector": det_name, "workers": workers, "flip": est.flip, "frame": "640x480",
+                         "faces_per_frame": found[0],
                          "frames_with_one_face": sum(n == 1 for n in found), "frames": len(frames), **r})
         # Where the time goes, one thread, ms per frame / face.
         det = FaceDetector(det_name, threads=1)

@@ -47,7 +47,7 @@ from headpose.errors import HeadposeError
 from headpose.estimator import FacePose, HeadPoseEstimator
 from headpose.io import atomic_path, write_atomic
 from headpose.outputs import format_summary, report_rows
-from headpose.runtime import resolve_model
+from headpose.runtime import default_flip, resolve_model
 from headpose.sources import (
     BROKEN,
     OTHER,
@@ -121,7 +121,7 @@ class PoseActor:
     """One per worker slot: the estimator (detector and pose model, loaded once), then batches of items."""
 
     def __init__(self, model: str, model_sha256: str, detector: str, min_score: float, store: str,
-                 crash_flag: str | None = None, flip: bool = False):
+                 crash_flag: str | None = None, flip: bool | None = None):
         self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip)
         self.sha = model_sha256
         self.store = Path(store)
@@ -316,7 +316,7 @@ def _init_ray(address: str | None):
 
 
 def predict_ray(sources, model=None, json_out=None, parquet=None, address: str | None = None,
-                min_score: float = 0.5, detector: str = "full", flip: bool = False, smooth: bool = False,
+                min_score: float = 0.5, detector: str = "full", flip: bool | None = None, smooth: bool = False,
                 concurrency: int | None = None,
                 batch_size: int = BATCH_SIZE, chunk_frames: int = CHUNK_FRAMES, quiet: bool = False) -> dict:
     """``headpose predict SOURCE... --engine ray``: pose of every face in images, folders and videos on Ray.
@@ -343,6 +343,7 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     _check_reachable(address)  # before listing a large archive
     model_path = resolve_model(model if model is not None else "full")
     sha = file_sha256(model_path)
+    flip = default_flip(model_path) if flip is None else bool(flip)
     store = Path(parquet) if parquet else Path(json_out).with_name(Path(json_out).name + ".parts")
     settings = {"model_sha256": sha, "detector": detector, "min_score": float(min_score), "flip": bool(flip),
                 "chunk_frames": int(chunk_frames)}

@@ -38,7 +38,7 @@ import numpy as np
 
 from headpose.detect import DEFAULT_MARGIN, FaceDetector, crop_face
 from headpose.errors import HeadposeError
-from headpose.runtime import BUNDLED, WEIGHTS, open_model, prepare_input, resolve_model
+from headpose.runtime import BUNDLED, WEIGHTS, FlipAverage, model_card, open_model, prepare_input, resolve_model
 
 DEFAULT_MODEL = WEIGHTS / BUNDLED["full"]
 
@@ -50,17 +50,6 @@ KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "le
 def default_model() -> Path:
     """The bundled pose model; HeadposeError naming the file if this build has none."""
     return resolve_model("full")
-
-
-def model_card(model_path) -> dict:
-    """The ``MODEL.json`` beside a model file (training data, crop margin, validation MAE), or {}."""
-    card = Path(model_path).with_suffix(".json")
-    if not card.exists():
-        return {}
-    try:
-        return json.loads(card.read_text())
-    except (OSError, ValueError) as e:
-        raise HeadposeError(f"{card}: unreadable model card ({e})") from None
 
 
 @dataclass
@@ -195,16 +184,18 @@ class HeadPoseEstimator:
     ``min_score``: detector threshold. ``threads``: CPU threads of the pose model and the default number of
     detection workers of :meth:`stream` (``None``: runtime default, one worker).
     ``flip``: also read each crop's mirror image and average (:class:`headpose.runtime.FlipAverage`: twice the
-    pose compute, a few tenths of a degree more accurate).
+    pose compute, about 0.4° more accurate); ``None`` (the default): as the model's card says — on for the
+    bundled full model and its int8 sibling, off for the lite ones (:func:`headpose.runtime.default_flip`).
     ``margin``: crop margin around the detector box (default: the model's own, from the ``crop_margin`` of a
     ``MODEL.json`` beside the model file, as the bundled model has; else :data:`headpose.detect.DEFAULT_MARGIN`).
     One estimator serves one calling thread at a time (its own worker threads aside): give each thread its own.
     """
 
     def __init__(self, model=None, detector="full", min_score: float = 0.5, threads: int | None = None,
-                 margin: float | None = None, flip: bool = False):
+                 margin: float | None = None, flip: bool | None = None):
         self.model_path = default_model() if model is None else resolve_model(model)
         self.runner = open_model(self.model_path, threads, flip=flip)
+        self.flip = isinstance(self.runner, FlipAverage)
         self.size = int(self.runner.img_size)
         self.channels = int(self.runner.channels)
         self.margin = float(model_card(self.model_path).get("crop_margin", DEFAULT_MARGIN) if margin is None

@@ -46,10 +46,10 @@ def mae_table(pred: np.ndarray, true: np.ndarray) -> dict:
 
 
 def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False,
-             grey: bool = False, flip: bool = False) -> dict:
+             grey: bool = False, flip: bool | None = None) -> dict:
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
     ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops; ``flip``: with
-    mirror averaging (:class:`headpose.runtime.FlipAverage`)."""
+    mirror averaging (:class:`headpose.runtime.FlipAverage`; ``None``: as the model's card says)."""
     runner = open_model(model, flip=flip) if isinstance(model, (str, os.PathLike)) else model
     results, curves = {}, {}
     for path in data:
@@ -70,7 +70,7 @@ YAW_BINS = ((0, 30), (30, 60), (60, 75), (75, 99))
 
 
 def evaluate_photos(model, src, half: str | None = None, margin: float | None = None, detector: str = "full",
-                    quiet: bool = False, json_out=None, flip: bool = False) -> dict:
+                    quiet: bool = False, json_out=None, flip: bool | None = None) -> dict:
     """End to end on labelled photos (AFLW2000 / 300W-LP layout: ``NAME.jpg`` + ``NAME.mat``): the detector,
     the crop and the pose model as :class:`headpose.HeadPoseEstimator` runs them on the whole photo.
 

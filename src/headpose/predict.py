@@ -101,7 +101,7 @@ class _Destinations:
 
 def predict_source(source, model=None, out=None, json_out=None, show: bool = False, threads: int | None = None,
                    min_score: float = 0.5, detector: str = "full", quiet: bool = False,
-                   estimator: HeadPoseEstimator | None = None, flip: bool = False, smooth: bool = False,
+                   estimator: HeadPoseEstimator | None = None, flip: bool | None = None, smooth: bool = False,
                    draw: str = "axis") -> dict:
     """``headpose predict``: pose of every face in an image, a folder (recursive), a video file or a webcam.
 

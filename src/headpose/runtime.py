@@ -7,6 +7,7 @@ Every runner maps uint8/float BGR crops N×S×S×C (0..255) to float32 N×3 [yaw
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from headpose.errors import HeadposeError
 from headpose.geometry import flip_ypr
 
 FORMATS = (".tflite", ".onnx", ".keras", ".h5")
+INT8_SUFFIX = "_int8"  # MODEL_int8.tflite: the int8 sibling of MODEL.tflite (headpose export --int8)
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 # Names of the bundled pose models (``--model lite``, ``HeadPoseEstimator(model="lite")``) → their files.
 BUNDLED = {
@@ -188,12 +190,35 @@ class FlipAverage:
         return (both[:n] + flip_ypr(both[n:])) / 2
 
 
-def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool = False):
+def model_card(model_path) -> dict:
+    """The ``MODEL.json`` beside a model file (training data, crop margin, mirror averaging, validation MAE), or
+    {}. An int8 sibling (``MODEL_int8.tflite``) has its float model's card: it is that model, quantised."""
+    path = Path(model_path)
+    card = path.with_suffix(".json")
+    if not card.exists() and path.stem.endswith(INT8_SUFFIX):
+        card = path.with_name(path.stem[: -len(INT8_SUFFIX)] + ".json")
+    if not card.exists():
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except (OSError, ValueError) as e:
+        raise HeadposeError(f"{card}: unreadable model card ({e})") from None
+
+
+def default_flip(model_path) -> bool:
+    """Whether a model reads each crop with its mirror image by default: the ``flip`` of its card (the bundled
+    full model: yes; the lite model, whose point is speed, and a model without a card: no)."""
+    return bool(model_card(model_path).get("flip", False))
+
+
+def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool | None = None):
     """A callable runner for a model file (or a bundled model name), chosen by its extension; ``flip``: wrapped
-    in :class:`FlipAverage`."""
-    if flip:
-        return FlipAverage(open_model(path, threads))
+    in :class:`FlipAverage` (``None``: as the model's card says, :func:`default_flip`)."""
     path = resolve_model(path)
+    if flip is None:
+        flip = default_flip(path)
+    if flip:
+        return FlipAverage(open_model(path, threads, flip=False))
     if not path.exists():
         raise HeadposeError(f"{path}: no such model file")
     ext = path.suffix.lower()
