@@ -58,7 +58,8 @@ def test_seed_model_on_detector_crops(detector, frames):
 
 def test_a_pass_is_its_public_steps(detector, frames):
     """detect() on a BIWI frame is decode(run_network(letterbox(frame))); letterbox is the documented resize, pad
-    and scale (written out here with OpenCV: 640×480 → 192×144 by area, 24 black rows above and below, RGB, [-1, 1])."""
+    and scale (written out here with OpenCV: 640×480 → 320×240 by 2×2 averages → 192×144 bilinear, 24 black rows
+    above and below, RGB, [-1, 1]); the shrink stays within a few levels of OpenCV's area resize."""
     images, _ = frames
     for im in images[:3]:
         x, side, pad = detector.letterbox(im)
@@ -69,7 +70,10 @@ def test_a_pass_is_its_public_steps(detector, frames):
         assert len(faces) == len(want) == 1
         assert faces[0].box == want[0].box and faces[0].score == want[0].score
         np.testing.assert_array_equal(faces[0].keypoints, want[0].keypoints)
-    small = cv2.resize(im, (192, 144), interpolation=cv2.INTER_AREA)
+    half = cv2.resize(im, (320, 240), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(half, (192, 144), interpolation=cv2.INTER_LINEAR)
+    area = cv2.resize(im, (192, 144), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - area).mean() < 3.0
     ref = cv2.copyMakeBorder(small, 24, 24, 0, 0, cv2.BORDER_CONSTANT, value=0)
     ref = cv2.cvtColor(ref, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
     assert x.shape == (1, 192, 192, 3) and x.dtype == np.float32

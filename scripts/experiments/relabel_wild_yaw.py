@@ -4,7 +4,7 @@
 On AFLW2000 half a the free fit reads yaw at 2.4° / 3.6° / 4.7° MAE for |yaw| 0-15 / 15-30 / 30-45, while it
 differs from AFLW's own labels on aflw_wild block p13 by 4.5° / 5.4° / 6.2°: AFLW's yaw labels carry several degrees of
 noise of their own (scripts/experiments/free_yaw_fit.py).
-    python scripts/experiments/relabel_wild_yaw.py runs/data/wild_train.npz runs/data/wild_train_fy.npz
+    python scripts/experiments/relabel_wild_yaw.py runs/data/wild_train_black.npz runs/data/wild_train_fy.npz
 """
 from __future__ import annotations
 

@@ -129,6 +129,16 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     return np.array(kb, np.float32), np.array(kk, np.float32), np.array(ks, np.float32)
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` made smaller to ``width``×``height`` for the detector: halved by 2×2 pixel averages while it stays
+    at least twice the target, then bilinear for the last factor below 2. Close to OpenCV's area resize, which
+    is about 6× slower at a non-integer factor (1.4 ms for a 640×480 frame, a fifth of an end-to-end frame);
+    MediaPipe itself feeds BlazeFace bilinear resizes."""
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 class FaceDetector:
     """BlazeFace on LiteRT. ``detect(image_bgr)`` → list of :class:`Face`, best score first.
 
@@ -180,8 +190,8 @@ class FaceDetector:
         h, w = image_bgr.shape[:2]
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(image_bgr, (nw, nh), interpolation=interp)
+        small = shrink(image_bgr, nw, nh) if scale < 1 else cv2.resize(image_bgr, (nw, nh),
+                                                                        interpolation=cv2.INTER_LINEAR)
         px, py = (self.size - nw) // 2, (self.size - nh) // 2
         x = cv2.copyMakeBorder(small, py, self.size - nh - py, px, self.size - nw - px, cv2.BORDER_CONSTANT, value=0)
         x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
