@@ -61,14 +61,14 @@ else
 fi
 NOTE="AFLW2000 half b, BIWI 04 11 17 22 and aflw_wild p14 were never trained or chosen on"
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
-           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused (one trajectory: black)$([ "$LITE" = 1 ] || echo '; the 6,004 at |yaw| 30-99° twice in step 2')"
+           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused$([ "$LITE" = 1 ] || echo ' (one trajectory: black); the 6,004 at |yaw| 30-99° twice in step 2')"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
            "the weights of $([ "$LITE" = 1 ] && echo 2 || echo 3) such runs averaged (headpose soup)")
 if [ "$LITE" = 1 ]; then
-    # two trajectories from the previous lite model (black-filled and blur-filled crops), their weights averaged;
+    # two trajectories from the previous lite model (blur-filled crops, seeds 0 and 1), their weights averaged;
     # read without mirror averaging (the lite model is for speed)
-    for c in wild_lite wild_lite_b; do [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"; done
-    headpose soup runs/wild_lite/best.keras runs/wild_lite_b/best.keras --out runs/wild_lite_soup/soup.keras
+    for c in wild_lite_b wild_lite_bs1; do [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"; done
+    headpose soup runs/wild_lite_b/best.keras runs/wild_lite_bs1/best.keras --out runs/wild_lite_soup/soup.keras
     python scripts/ship_model.py runs/wild_lite_soup/soup.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin 0.3 \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \

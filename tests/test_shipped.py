@@ -96,3 +96,24 @@ def test_bundled_model_on_detector_crops_of_full_frames(which):
     est = HeadPoseEstimator(which)
     pred = np.array([est.predict(im)[0].angles for im in images])
     assert np.abs(pred - labels).mean() < MODELS[which][3]
+
+
+def test_mirror_averaging_follows_the_card(held_out):
+    """The full model reads each crop with its mirror image by default (its card's flip), the lite model does not;
+    an int8 sibling has its float model's card (margin and flip); flip=False gives the single pass. On held-out
+    BIWI crops the default (averaged) full model is more accurate than its single pass."""
+    from headpose.data.npz import load_npz
+    from headpose.runtime import FlipAverage, default_flip, open_model
+
+    assert model_card(WEIGHTS / "headpose_ssrnet_mt.tflite")["flip"] is True
+    assert model_card(WEIGHTS / "headpose_ssrnet_mt_lite.tflite")["flip"] is False
+    for name, flip in (("full", True), ("full-int8", True), ("lite", False), ("lite-int8", False)):
+        est = HeadPoseEstimator(name, detector=None)
+        assert est.flip is flip and default_flip(resolve_model(name)) is flip, name
+        assert est.margin == model_card(WEIGHTS / f"{MODELS[name.split('-')[0]][0]}.tflite")["crop_margin"], name
+    assert HeadPoseEstimator("full", detector=None, flip=False).flip is False
+    assert isinstance(open_model("full"), FlipAverage) and not isinstance(open_model("full", flip=False), FlipAverage)
+    x, y = load_npz(held_out)
+    averaged = np.abs(open_model("full")(x) - y).mean()
+    single = np.abs(open_model("full", flip=False)(x) - y).mean()
+    assert averaged < single - 0.1, (averaged, single)
