@@ -7,6 +7,8 @@ mean of the three angles). The reported sets are never read.
     python scripts/experiments/compare_selection.py --sets runs/data/aflw2000_a.npz,runs/data/biwi_select.npz A B
 
 ``--sets`` replaces the three selection packs (comma-separated); each set's own mean error is printed too.
+``--flip`` reads every model with its mirror image (``FlipAverage``); without it, one pass each (as training's
+``val_mae``), whatever the models' cards say.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from headpose.runtime import open_model
 SELECTION = ("runs/data/aflw2000_a.npz", "runs/data/biwi_select.npz", "runs/data/wild_select.npz")
 
 
-def errors(path: str, sets=SELECTION) -> tuple[np.ndarray, list[float]]:
-    model = open_model(path)
+def errors(path: str, sets=SELECTION, flip: bool = False) -> tuple[np.ndarray, list[float]]:
+    model = open_model(path, flip=flip)
     per_set = [np.abs(np.subtract(*predict_npz(model, s))) for s in sets]
     return np.concatenate(per_set), [score(e) for e in per_set]
 
@@ -31,13 +33,13 @@ def score(e: np.ndarray) -> float:
     return float(np.nanmean(np.nanmean(e, axis=0)))
 
 
-def main(shipped: str, *candidates: str, sets=SELECTION, resamples: int = 500) -> None:
-    print("sets:", ", ".join(sets))
-    base, each = errors(shipped, sets)
+def main(shipped: str, *candidates: str, sets=SELECTION, flip: bool = False, resamples: int = 500) -> None:
+    print("sets:", ", ".join(sets), "(mirror-averaged)" if flip else "(one pass)")
+    base, each = errors(shipped, sets, flip)
     print(f"{shipped}: {score(base):.3f} (shipped)  per set {' '.join(f'{v:.3f}' for v in each)}")
     rng = np.random.default_rng(0)
     for path in candidates:
-        e, each = errors(path, sets)
+        e, each = errors(path, sets, flip)
         idx = [rng.integers(0, len(base), len(base)) for _ in range(resamples)]
         diff = [score(e[i]) - score(base[i]) for i in idx]
         lo, hi = np.percentile(diff, [2.5, 97.5])
@@ -50,5 +52,6 @@ if __name__ == "__main__":
     ap.add_argument("shipped")
     ap.add_argument("candidates", nargs="+")
     ap.add_argument("--sets", default=",".join(SELECTION))
+    ap.add_argument("--flip", action="store_true", help="read every model with its mirror image too")
     args = ap.parse_args()
-    main(args.shipped, *args.candidates, sets=tuple(args.sets.split(",")))
+    main(args.shipped, *args.candidates, sets=tuple(args.sets.split(",")), flip=args.flip)
