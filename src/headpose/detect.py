@@ -130,10 +130,10 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
 
 
 def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``image`` made smaller to ``width``×``height`` for the detector: halved by 2×2 pixel averages while it stays
-    at least twice the target, then bilinear for the last factor below 2. Close to OpenCV's area resize, which
-    is about 6× slower at a non-integer factor (1.4 ms for a 640×480 frame, a fifth of an end-to-end frame);
-    MediaPipe itself feeds BlazeFace bilinear resizes."""
+    """``image`` resized to ``width``×``height`` for the detector: halved by 2×2 pixel averages while it stays at
+    least twice the target, then bilinear for the last factor below 2 (or for an enlargement). Close to OpenCV's
+    area resize, which is about 6× slower at a non-integer factor (1.4 ms for a 640×480 frame, a fifth of an
+    end-to-end frame); MediaPipe itself feeds BlazeFace bilinear resizes."""
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
         image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -190,8 +190,7 @@ class FaceDetector:
         h, w = image_bgr.shape[:2]
         scale = self.size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = shrink(image_bgr, nw, nh) if scale < 1 else cv2.resize(image_bgr, (nw, nh),
-                                                                        interpolation=cv2.INTER_LINEAR)
+        small = shrink(image_bgr, nw, nh)
         px, py = (self.size - nw) // 2, (self.size - nh) // 2
         x = cv2.copyMakeBorder(small, py, self.size - nh - py, px, self.size - nw - px, cv2.BORDER_CONSTANT, value=0)
         x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
@@ -329,8 +328,10 @@ def crop_padded(image: np.ndarray, box: tuple[int, int, int, int], fill: str = "
             sigma = max(1.0, BLUR_SIGMA * max(patch.shape[:2]))
             keep = np.zeros(patch.shape[:2], np.float32)
             keep[sides[0]:sides[0] + inner[0], sides[2]:sides[2] + inner[1]] = 1.0
-            keep = cv2.GaussianBlur(keep, (0, 0), sigmaX=sigma / 2).reshape(*keep.shape, *patch.shape[2:3] and (1,))
-            blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma).reshape(patch.shape)
+            keep = cv2.GaussianBlur(keep, (0, 0), sigmaX=sigma / 2)
+            if patch.ndim == 3:
+                keep = keep[..., None]  # one weight per pixel, for every channel
+            blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma).reshape(patch.shape)  # OpenCV drops H×W×1's 1
             patch = np.rint(keep * patch + (1.0 - keep) * blurred).astype(patch.dtype)
     return patch
 

@@ -452,20 +452,20 @@ def average_weights(paths: list, out) -> Path:
 
     if len(paths) < 2:
         raise HeadposeError("soup: give at least two models to average")
-    models = [load_model(p) for p in paths]
-    first = models[0].get_weights()
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise HeadposeError(f"{out}: the soup is written as a .keras model (name it .keras)")
+    soup = load_model(paths[0])
+    first = soup.get_weights()
     sums = [w.astype(np.float64) for w in first]
-    for path, m in zip(paths[1:], models[1:]):
-        ws = m.get_weights()
+    for path in paths[1:]:  # one model in memory at a time beside the soup
+        ws = load_model(path).get_weights()
         if [w.shape for w in ws] != [w.shape for w in first]:
             raise HeadposeError(f"{path}: not the same network as {paths[0]} (layers or widths differ)")
         for s, w in zip(sums, ws):
             s += w
-    models[0].set_weights([(s / len(models)).astype(w.dtype) for s, w in zip(sums, first)])
-    out = Path(out)
-    if out.suffix != ".keras":
-        raise HeadposeError(f"{out}: the soup is written as a .keras model (name it .keras)")
+    soup.set_weights([(s / len(paths)).astype(w.dtype) for s, w in zip(sums, first)])
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(models[0], out)
-    print(f"{out}: mean of {len(models)} models' weights")
+    _atomic_save(soup, out)
+    print(f"{out}: mean of {len(paths)} models' weights")
     return out
