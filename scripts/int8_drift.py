@@ -1,6 +1,6 @@
 """How far the bundled int8 models read from their float models: mean |int8 - float| in degrees, over the three
-angles, on held-out crops (BIWI 04 11 17 22, AFLW2000 half b; made by ``scripts/build_wild_model.sh``), each model
-read as it reads by default (its card's mirror averaging for both files).
+angles, on held-out crops (BIWI 04 11 17 22, AFLW2000 half b, aflw_wild p14; made by
+``scripts/build_wild_model.sh``), each model read as it reads by default (its card's mirror averaging for both).
 
     python scripts/int8_drift.py
 """
@@ -15,7 +15,7 @@ from headpose.data.npz import load_npz
 from headpose.runtime import open_model
 
 DATA = Path("runs/data")
-SETS = ("biwi_hold.npz", "aflw2000_b.npz")
+SETS = ("biwi_hold.npz", "aflw2000_b.npz", "wild_hold.npz")
 
 
 def main() -> None:

@@ -166,23 +166,34 @@ def pose_model(tmp_path_factory) -> Path:
 FUSION_OPS = ("DIV", "SUM", "MUL", "ADD", "SUB")
 
 
-def tflite_op_inputs(path) -> list[tuple[str, set[str]]]:
-    """(op name, dtypes of its tensor inputs) for every op of a .tflite, read without delegates (XNNPACK would
-    hide ops inside its own nodes)."""
+def tflite_op_inputs(path) -> list[tuple[str, set[str], str]]:
+    """(op name, dtypes of its tensor inputs, name of its first output) for every op of a .tflite, read without
+    delegates (XNNPACK would hide ops inside its own nodes)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     it = Interpreter(model_path=str(path),
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
-    dtype = {t["index"]: np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
-    return [(op["op_name"], {dtype[i] for i in op["inputs"] if i >= 0}) for op in it._get_ops_details()]
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    return [(op["op_name"], {np.dtype(tensors[i]["dtype"]).name for i in op["inputs"] if i >= 0},
+             tensors[op["outputs"][0]]["name"]) for op in it._get_ops_details()]
 
 
 def assert_int8_with_float_fusion(path):
-    """The int8 export's layout: convolutions and dense layers int8, every op of the fusion in float."""
+    """The int8 export's layout: every op of the fusion float; the convolutions and dense layers of
+    ``export.FLOAT_LAYERS`` (first two blocks of each stream, the stage heads) float, every other one int8."""
+    from headpose.export import float_nodes
+
     ops = tflite_op_inputs(path)
-    fusion = [(name, types) for name, types in ops if name in FUSION_OPS]
+    fusion = [(name, types) for name, types, _ in ops if name in FUSION_OPS]
     assert len(fusion) >= 20, ops
     assert all("float32" in types and "int8" not in types for _, types in fusion), fusion
-    convs = [types for name, types in ops if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-    assert convs and all("int8" in types for types in convs), convs
+    convs = [(name, types, out) for name, types, out in ops
+             if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    kept = set(float_nodes([out for _, _, out in convs]))
+    floats = [c for c in convs if c[2] in kept]
+    ints = [c for c in convs if c[2] not in kept]
+    # each stream: 2 blocks × (depthwise, pointwise); each of the 3 stages: 5 dense heads
+    assert len(floats) == 2 * 2 * 2 + 3 * 5, [c[2] for c in floats]
+    assert all("int8" not in types for _, types, _ in floats), floats
+    assert len(ints) >= 20 and all("int8" in types for _, types, _ in ints), ints

@@ -122,7 +122,7 @@ def test_export_parity(exported):
     _, res = exported
     assert res["tflite"]["max_diff"] < 0.01
     assert res["onnx"]["max_diff"] < 0.01
-    assert res["tflite-int8"]["bytes"] < 0.5 * res["tflite"]["bytes"]
+    assert res["tflite-int8"]["bytes"] < 0.8 * res["tflite"]["bytes"]  # int8 but the float layers (export.FLOAT_LAYERS)
     assert res["tflite-int8"]["mean_diff"] < 2.0  # a 4-epoch model; the shipped model's bound is tested below
     assert "crops of" in res["tflite"]["checked_on"]
 
