@@ -154,3 +154,8 @@ def test_crop_padded_fills(box):
     with pytest.raises(HeadposeError, match="fill 'grey'"):
         crop_padded(im, box, "grey")
     assert crop_padded(im, (w + 5, 0, w + 50, 40), "blur") is None
+    # a single-channel image (H×W×1) keeps its channel axis, and each fill pads it as it pads a colour channel
+    for fill, colour in (("black", black), ("reflect", reflect), ("blur", blur)):
+        one = crop_padded(im[..., 1:2], box, fill)
+        assert one.shape == (y1 - y0, x1 - x0, 1), (fill, one.shape)
+        np.testing.assert_allclose(one[..., 0].astype(int), colour[..., 1].astype(int), atol=1)

@@ -312,6 +312,9 @@ def crop_padded(image: np.ndarray, box: tuple[int, int, int, int], fill: str = "
     not overlap."""
     if fill not in PAD_FILLS:
         raise HeadposeError(f"fill {fill!r}: expected one of {', '.join(PAD_FILLS)}")
+    if image.ndim == 3 and image.shape[2] == 1:  # OpenCV's border functions would drop the lone channel
+        out = crop_padded(image[..., 0], box, fill)
+        return None if out is None else out[..., None]
     X0, Y0, X1, Y1 = box
     h, w = image.shape[:2]
     cx0, cy0, cx1, cy1 = max(X0, 0), max(Y0, 0), min(X1, w), min(Y1, h)
@@ -331,7 +334,7 @@ def crop_padded(image: np.ndarray, box: tuple[int, int, int, int], fill: str = "
             keep = cv2.GaussianBlur(keep, (0, 0), sigmaX=sigma / 2)
             if patch.ndim == 3:
                 keep = keep[..., None]  # one weight per pixel, for every channel
-            blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma).reshape(patch.shape)  # OpenCV drops H×W×1's 1
+            blurred = cv2.GaussianBlur(patch, (0, 0), sigmaX=sigma)
             patch = np.rint(keep * patch + (1.0 - keep) * blurred).astype(patch.dtype)
     return patch
 
