@@ -276,6 +276,25 @@ def test_yaw_balanced_batches(biwi_npz):
             assert share[present].max() < 2 * share[present].min() < 4 / present.sum()
 
 
+def test_resumed_batches_continue_the_epochs(biwi_npz):
+    """A run resumed at epoch k draws epoch k's order and augmentation, as the run that was never stopped does
+    (not epoch 0's again)."""
+    import keras
+
+    from headpose.train import ArraySet, TrainConfig, batches
+
+    data = ArraySet([str(biwi_npz["train"])])
+    cfg = TrainConfig(batch_size=32, workers=1)
+    straight = batches(keras, data, cfg, 64, train=True)
+    for _ in range(3):
+        straight.on_epoch_end()
+    resumed = batches(keras, data, cfg, 64, train=True, first_epoch=3)
+    assert resumed.epoch == straight.epoch == 3
+    np.testing.assert_array_equal(resumed.order, straight.order)
+    assert not np.array_equal(resumed.order, batches(keras, data, cfg, 64, train=True).order)
+    np.testing.assert_array_equal(resumed[5][0], straight[5][0])  # the same augmented batch
+
+
 def test_fused_batchnorm_trains_like_keras(biwi_npz):
     """The training speed-up (TensorFlow's fused batch norm) changes no number: same angles, gradients and
     moving statistics as Keras' own BatchNormalization, on a real batch through the seed weights."""

@@ -172,15 +172,17 @@ def yaw_balance(yaw: np.ndarray, power: float, bin_deg: float = 10.0) -> np.ndar
     return w / w.sum()
 
 
-def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
+def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool, first_epoch: int = 0):
     """The batch pipeline of :func:`train` over ``data``: a ``keras.utils.PyDataset`` whose item ``i`` is batch
     ``i`` as (x float32 B×``size``×``size``×``cfg.channels``, :func:`headpose.runtime.prepare_input`; y float32
     B×3 [yaw, pitch, roll]). ``train=True``: batches of ``cfg.batch_size``, the last partial one dropped, in an
     order shuffled anew at each epoch's end (from ``cfg.seed`` and the epoch; with ``cfg.balance`` drawn with
     the chances of :func:`yaw_balance`), augmented when ``cfg.augment``
     (:func:`headpose.augment.augment_batch`, seeded by ``cfg.seed``, ``.epoch`` and ``i``); ``train=False``: the
-    samples in order, in batches of at least 256. ``cfg.workers`` threads fill batches ahead when Keras iterates
-    it; indexing it builds one batch on the calling thread (what ``headpose bench`` times)."""
+    samples in order, in batches of at least 256. ``first_epoch``: the epoch it starts at (a resumed run's), so
+    every epoch has the order and augmentation it has in a run that was never stopped. ``cfg.workers`` threads
+    fill batches ahead when Keras iterates it; indexing it builds one batch on the calling thread (what
+    ``headpose bench`` times)."""
     from headpose.augment import augment_batch
     from headpose.runtime import prepare_input
 
@@ -192,6 +194,7 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             self.bs = cfg.batch_size if train else max(cfg.batch_size, 256)
             self.chance = (yaw_balance(data.labels(np.arange(len(data)))[:, 0], cfg.balance)
                            if train and cfg.balance else None)
+            self.epoch = first_epoch - 1
             if train:
                 self.on_epoch_end()
 
@@ -207,7 +210,7 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool):
             return prepare_input(x, cfg.channels, size), y
 
         def on_epoch_end(self):
-            self.epoch = getattr(self, "epoch", -1) + 1
+            self.epoch += 1
             if train:
                 rng = np.random.default_rng((cfg.seed, self.epoch))
                 if self.chance is not None:
@@ -339,7 +342,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     fuse_batchnorm(keras, model)
     twin = to_float32(model)  # best.keras is float32 whatever the training precision
 
-    train_seq = batches(keras, data, cfg, size, train=True)
+    train_seq = batches(keras, data, cfg, size, train=True, first_epoch=start_epoch)
     val_seq = batches(keras, val, cfg, size, train=False)
     y_val = val.labels(np.arange(len(val)))
 
