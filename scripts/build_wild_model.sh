@@ -60,6 +60,9 @@ else
     [ -f runs/shipped/best.keras ] || bash scripts/build_shipped_model.sh
 fi
 NOTE="AFLW2000 half b, BIWI 04 11 17 22 and aflw_wild p14 were never trained or chosen on"
+# detector-crop margin of both models (the card's crop_margin), chosen end to end on AFLW2000 half a photos and
+# BIWI 02 14 crops: python scripts/experiments/select_margin.py full lite --margins 0.15,0.2,0.25,0.3,0.35
+MARGIN=0.2
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused$([ "$LITE" = 1 ] || echo ' (one trajectory: black); the 6,004 at |yaw| 30-99° twice in step 2')"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
@@ -70,7 +73,7 @@ if [ "$LITE" = 1 ]; then
     for c in wild_lite_b wild_lite_bs1; do [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"; done
     headpose soup runs/wild_lite_b/best.keras runs/wild_lite_bs1/best.keras --out runs/wild_lite_soup/soup.keras
     python scripts/ship_model.py runs/wild_lite_soup/soup.keras --name headpose_ssrnet_mt_lite \
-        --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin 0.3 \
+        --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE" \
         --data "${DATA_TEXT[@]}"
@@ -84,5 +87,5 @@ for c in wild_v1 wild_v2 wild_b1 wild_b2 wild_b1s1 wild_b2s1; do
 done
 headpose soup runs/wild_v2/best.keras runs/wild_b2/best.keras runs/wild_b2s1/best.keras --out runs/wild_soup/soup.keras
 python scripts/ship_model.py runs/wild_soup/soup.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
-    --selection "$SELECTION" --margin 0.3 --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
+    --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"

@@ -27,7 +27,8 @@ def main(argv=None):
     p.add_argument("--sequences", default="04,11,17,22")
     p.add_argument("--calib", help="int8 calibration .npz (default: --val)")
     p.add_argument("--selection", default="", help="what checkpoints and recipes were chosen on")
-    p.add_argument("--margin", type=float, required=True, help="crop margin the training crops correspond to")
+    p.add_argument("--margin", type=float, required=True,
+                   help="detector-crop margin the model reads best at (the card's crop_margin)")
     p.add_argument("--also", nargs="*", default=[], help="more test sets to report")
     p.add_argument("--data", nargs="*", default=[], help="training data description")
     p.add_argument("--commands", nargs="*", default=[])
