@@ -134,7 +134,7 @@ def export(model_path, fmt: str, out, calib=None, quiet: bool = False) -> dict:
     write_atomic(out, blob)
 
     ref = np.asarray(model.predict(check, batch_size=256, verbose=0))
-    got = open_model(out)(check)
+    got = open_model(out, flip=False)(check)  # the file alone: not mirror-averaged, whatever a card beside it says
     diff = np.abs(got - ref)
     res = {"path": str(out), "bytes": len(blob), "max_diff": float(diff.max()), "mean_diff": float(diff.mean()),
            "n": len(check), "checked_on": what}
