@@ -66,7 +66,7 @@ MARGIN=0.2
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused$([ "$LITE" = 1 ] || echo ' (one trajectory: black); the 6,004 at |yaw| 30-99° twice in step 2')"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "the weights of $([ "$LITE" = 1 ] && echo 2 || echo 3) such runs averaged (headpose soup)")
+           "the weights of $([ "$LITE" = 1 ] && echo 2 || echo 4) such runs averaged (headpose soup)")
 if [ "$LITE" = 1 ]; then
     # two trajectories from the previous lite model (blur-filled crops, seeds 0 and 1), their weights averaged;
     # read without mirror averaging (the lite model is for speed)
@@ -79,13 +79,15 @@ if [ "$LITE" = 1 ]; then
         --data "${DATA_TEXT[@]}"
     exit 0
 fi
-# three trajectories from the previous full model: on black-filled crops (wild_v1 -> wild_v2), on blur-filled
-# crops (wild_b1 -> wild_b2) and the same with another seed (wild_b1s1 -> wild_b2s1); their weights averaged;
-# the model reads each face with its mirror image by default (--flip: the card's flip)
-for c in wild_v1 wild_v2 wild_b1 wild_b2 wild_b1s1 wild_b2s1; do
+# four trajectories from the previous full model: on black-filled crops (wild_v1 -> wild_v2), on blur-filled
+# crops (wild_b1 -> wild_b2), the same with another seed (wild_b1s1 -> wild_b2s1) and trained twice as long in
+# step 1 with a third seed (wild_b1L -> wild_b2L); their weights averaged; the model reads each face with its
+# mirror image by default (--flip: the card's flip)
+for c in wild_v1 wild_v2 wild_b1 wild_b2 wild_b1s1 wild_b2s1 wild_b1L wild_b2L; do
     [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"
 done
-headpose soup runs/wild_v2/best.keras runs/wild_b2/best.keras runs/wild_b2s1/best.keras --out runs/wild_soup/soup.keras
+headpose soup runs/wild_v2/best.keras runs/wild_b2/best.keras runs/wild_b2s1/best.keras runs/wild_b2L/best.keras \
+    --out runs/wild_soup/soup.keras
 python scripts/ship_model.py runs/wild_soup/soup.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"
