@@ -100,6 +100,18 @@ MUTATIONS = [
              'FLOAT_OPS = ["DIV", "SUM", "MUL", "ADD", "SUB"]', "FLOAT_OPS = []",
              ("tests/test_core.py::test_int8_on_crops_not_used_for_calibration",),
              "int8 export with the fusion ops quantised"),
+    Mutation("int8-every-layer", "src/headpose/export.py",
+             "denylisted_nodes=float_nodes(names))", "denylisted_nodes=[])",
+             ("tests/test_core.py::test_int8_on_crops_not_used_for_calibration",),
+             "int8 export ignores FLOAT_LAYERS (every convolution and dense layer int8)"),
+    Mutation("export-check-mirrored", "src/headpose/export.py",
+             "got = open_model(out, flip=False)(check)", "got = open_model(out)(check)",
+             ("tests/test_core.py::test_export_check_reads_the_file_alone",),
+             "export's parity check reads the file as a card beside it says (mirror-averaged)"),
+    Mutation("resume-replays-epoch-0", "src/headpose/train.py",
+             "self.epoch = first_epoch - 1", "self.epoch = -1",
+             ("tests/test_core.py::test_resumed_batches_continue_the_epochs",),
+             "a resumed run's batches start again at epoch 0's order and augmentation"),
 ]
 
 
