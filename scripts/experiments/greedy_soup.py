@@ -22,7 +22,7 @@ from headpose.train import average_weights  # noqa: E402
 def soup_score(paths: list[str], flip: bool, tmp: Path) -> float:
     if len(paths) == 1:
         return score(errors(paths[0], SELECTION, flip)[0])
-    out = average_weights(paths, tmp / f"soup{len(paths)}_{abs(hash(tuple(paths)))}.keras")
+    out = average_weights(paths, tmp / "candidate.keras")  # each candidate soup replaces the previous one
     return score(errors(str(out), SELECTION, flip)[0])
 
 
@@ -39,7 +39,10 @@ def main(models: list[str], out: str, flip: bool) -> None:
             if keep:
                 chosen, best = chosen + [m], s
         print(f"soup of {len(chosen)}: {best:.3f} = {' '.join(chosen)}")
-        average_weights(chosen, out) if len(chosen) > 1 else None
+        if len(chosen) > 1:
+            average_weights(chosen, out)
+        else:
+            print(f"no candidate improved on {models[0]} alone: nothing written to {out}")
 
 
 if __name__ == "__main__":

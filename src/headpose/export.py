@@ -1,7 +1,8 @@
 """``headpose export``: a trained model to float TFLite, int8 TFLite or ONNX, checked against Keras after writing.
 
 All graphs take a dynamic batch of BGR crops (float32 0..255) and return float32 N×3 [yaw, pitch, roll] in
-degrees; the int8 model quantises inside (convolutions and dense layers int8, the fusion float).
+degrees; the int8 model quantises inside (convolutions and dense layers int8, except ``FLOAT_LAYERS``; the fusion
+float).
 Builtin TFLite ops only: the file runs in LiteRT on phones without custom ops or Flex delegates.
 """
 
