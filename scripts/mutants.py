@@ -101,7 +101,7 @@ MUTATIONS = [
              ("tests/test_core.py::test_int8_on_crops_not_used_for_calibration",),
              "int8 export with the fusion ops quantised"),
     Mutation("int8-every-layer", "src/headpose/export.py",
-             "denylisted_nodes=float_nodes(names))", "denylisted_nodes=[])",
+             "denylisted_nodes=float_nodes(names, float_layers))", "denylisted_nodes=[])",
              ("tests/test_core.py::test_int8_on_crops_not_used_for_calibration",),
              "int8 export ignores FLOAT_LAYERS (every convolution and dense layer int8)"),
     Mutation("export-check-mirrored", "src/headpose/export.py",

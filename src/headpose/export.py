@@ -56,7 +56,8 @@ FLOAT_OPS = ["DIV", "SUM", "MUL", "ADD", "SUB"]
 # at 64×64 and 32×32, and each stage's small dense heads. Every int8 layer adds its rounding noise (the quantiser's
 # per-layer statistics put each near the 1/√12 of a uniform rounding); these are where it costs the most degrees.
 # Lite model, one pass, selection data (AFLW2000 half a / aflw_wild p13 / BIWI 02 14): mean |int8 - float|
-# 0.61 / 0.67 / 0.62° all int8, 0.46 / 0.46 / 0.42° with these float (the first block alone: 0.51 / 0.55 / 0.49).
+# 0.61 / 0.67 / 0.62° all int8, 0.46 / 0.46 / 0.42° with these float (the first block alone: 0.51 / 0.55 / 0.49;
+# python scripts/experiments/int8_float_layers.py).
 FLOAT_LAYERS = (r"[sx]_(sep|bn|act)[12]", r"stage\d_(delta_feat|local_feat|pred|flatten)", r"delta_s\d",
                 r"local_delta_stage\d")
 
@@ -64,13 +65,16 @@ FLOAT_LAYERS = (r"[sx]_(sep|bn|act)[12]", r"stage\d_(delta_feat|local_feat|pred|
 def float_nodes(tensor_names: list[str], patterns=FLOAT_LAYERS) -> list[str]:
     """The tensors (TFLite names: ``;``-joined paths of the fused ops, ``model_1/layer_1/op``) that belong to a
     layer named by ``patterns`` (regular expressions on the Keras layer name; converters append ``_N``)."""
+    if not patterns:
+        return []
     layer = re.compile(rf"^(?:{'|'.join(patterns)})(?:_\d+)?$")
     return [n for n in tensor_names if any(layer.match(part) for op in n.split(";") for part in op.split("/"))]
 
 
-def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None) -> bytes:
+def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None,
+              float_layers=FLOAT_LAYERS) -> bytes:
     """Float TFLite, or int8 (weights and activations of the convolutions and dense layers; the fusion ops in
-    ``FLOAT_OPS`` and the layers in ``FLOAT_LAYERS`` stay float; float input and output)."""
+    ``FLOAT_OPS`` and the layers matching ``float_layers`` stay float; float input and output)."""
     import tempfile
 
     import tensorflow as tf
@@ -96,7 +100,7 @@ def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = rep
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS,
-                                                                denylisted_nodes=float_nodes(names))
+                                                                denylisted_nodes=float_nodes(names, float_layers))
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=rep, debug_options=options)
         return debugger.get_nondebug_quantized_model()
 
