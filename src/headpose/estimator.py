@@ -38,7 +38,16 @@ import numpy as np
 
 from headpose.detect import DEFAULT_MARGIN, FaceDetector, crop_face
 from headpose.errors import HeadposeError
-from headpose.runtime import BUNDLED, WEIGHTS, FlipAverage, model_card, open_model, prepare_input, resolve_model
+from headpose.runtime import (
+    BUNDLED,
+    WEIGHTS,
+    FlipAverage,
+    default_flip,
+    model_card,
+    open_model,
+    prepare_input,
+    resolve_model,
+)
 
 DEFAULT_MODEL = WEIGHTS / BUNDLED["full"]
 
@@ -194,12 +203,13 @@ class HeadPoseEstimator:
     def __init__(self, model=None, detector="full", min_score: float = 0.5, threads: int | None = None,
                  margin: float | None = None, flip: bool | None = None):
         self.model_path = default_model() if model is None else resolve_model(model)
-        self.runner = open_model(self.model_path, threads, flip=flip)
+        card = model_card(self.model_path)  # read once: crop margin and mirror averaging
+        self.runner = open_model(self.model_path, threads,
+                                 flip=default_flip(self.model_path, card) if flip is None else flip)
         self.flip = isinstance(self.runner, FlipAverage)
         self.size = int(self.runner.img_size)
         self.channels = int(self.runner.channels)
-        self.margin = float(model_card(self.model_path).get("crop_margin", DEFAULT_MARGIN) if margin is None
-                            else margin)
+        self.margin = float(card.get("crop_margin", DEFAULT_MARGIN) if margin is None else margin)
         self.threads = threads
         if detector is None or isinstance(detector, FaceDetector):
             self.detector = detector

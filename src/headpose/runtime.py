@@ -205,10 +205,11 @@ def model_card(model_path) -> dict:
         raise HeadposeError(f"{card}: unreadable model card ({e})") from None
 
 
-def default_flip(model_path) -> bool:
+def default_flip(model_path, card: dict | None = None) -> bool:
     """Whether a model reads each crop with its mirror image by default: the ``flip`` of its card (the bundled
-    full model: yes; the lite model, whose point is speed, and a model without a card: no)."""
-    return bool(model_card(model_path).get("flip", False))
+    full model: yes; the lite model, whose point is speed, and a model without a card: no). ``card``: the model's
+    card when the caller has read it already."""
+    return bool((model_card(model_path) if card is None else card).get("flip", False))
 
 
 def open_model(path: str | os.PathLike, threads: int | None = None, flip: bool | None = None):
