@@ -1,4 +1,5 @@
-"""``headpose predict --engine ray``: the same rows as the local engine, a worker that dies once, resume.
+"""``headpose predict --engine ray``: the same rows as the local engine, a worker that dies once, an input that
+kills its worker every time, resume.
 
 One local Ray instance (2 CPUs, no dashboard) for the module. The input: four ../shared/data/aflw2000 photos
 (symlinks, read in place), a 10-frame clip made from the BIWI frames (cut in chunks of 4 frames, so three
@@ -18,7 +19,7 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from headpose.cli import main  # noqa: E402
-from headpose.engine_ray import CRASH_ENV, file_sha256, predict_ray  # noqa: E402
+from headpose.engine_ray import CRASH_ENV, CRASH_ON_ENV, MAX_TRIES, WORKER_DIED, file_sha256, predict_ray  # noqa: E402
 from headpose.errors import HeadposeError  # noqa: E402
 from headpose.predict import predict_source  # noqa: E402
 
@@ -106,6 +107,27 @@ def test_worker_crash_once_loses_no_rows(local_ray, folder, local, pose_model, t
     assert flag.exists()  # a worker did die
     assert_same_rows(json_rows(out), local[0])
     same_summary(s, local[1])
+
+
+def test_input_that_kills_its_worker_is_skipped(local_ray, folder, local, pose_model, tmp_path, monkeypatch):
+    """An input whose worker dies every time (as a decoder crash would): tried MAX_TRIES times, then reported as
+    skipped; the run ends, and every other row is there, including those of the same batch."""
+    poison = "image00006"
+    monkeypatch.setenv(CRASH_ON_ENV, poison)
+    out, store = tmp_path / "ray.jsonl", tmp_path / "rows"
+    s = predict_ray([folder], model=pose_model, json_out=out, parquet=store, chunk_frames=CHUNK, batch_size=4,
+                    quiet=True)
+    expected, local_summary = local
+    assert_same_rows(json_rows(out), [r for r in expected if poison not in r["source"]])
+    assert s["images"] == local_summary["images"] - 1 and s["frames"] == local_summary["frames"]
+    assert sorted(s["skipped"]) == sorted(local_summary["skipped"] + [(str(folder / "photos" / f"{poison}.jpg"),
+                                                                       WORKER_DIED)])
+    assert (store / ".tries").exists() and MAX_TRIES == 3
+    # A re-run tries it again (the counts are per run): still dead, still reported, nothing else redone.
+    parts = {p: p.stat().st_mtime_ns for p in store.glob("part-*.parquet")}
+    s = predict_ray([folder], model=pose_model, parquet=store, chunk_frames=CHUNK, quiet=True)
+    assert [n for n, r in s["skipped"] if r == WORKER_DIED] == [str(folder / "photos" / f"{poison}.jpg")]
+    assert {p: p.stat().st_mtime_ns for p in parts} == parts
 
 
 def part_items(part: Path) -> list[tuple[str, int]]:

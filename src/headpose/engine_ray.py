@@ -24,9 +24,14 @@ settings is refused rather than mixed in.
 
 Faults: a worker process that dies mid-batch loses no rows: Ray restarts the actor and retries its batch
 (Ray Data's actor pools: ``max_restarts=-1``, ``max_task_retries=-1``), and a batch's file appears only when
-complete; a read task that dies is retried by Ray (``max_retries``). For tests, the
-environment variable ``HEADPOSE_RAY_CRASH_ONCE=FLAGFILE`` makes the first actor that gets a batch create
-``FLAGFILE`` and exit its process (``os._exit``); while the file exists nothing crashes again.
+complete; a read task that dies is retried by Ray (``max_retries``). Retries are bounded by the store, not by
+Ray: an actor notes each item it starts in ``STORE/.tries/`` (a byte per try); a retried batch is redone one
+item at a time, and an item whose worker has died :data:`MAX_TRIES` times on it (an input that crashes the
+decoder or the runtime every time) is left out and reported as skipped (:data:`WORKER_DIED`), the rest done.
+A new run starts the counts afresh, so it tries such items again. For tests, the environment variable
+``HEADPOSE_RAY_CRASH_ONCE=FLAGFILE`` makes the first actor that gets a batch create ``FLAGFILE`` and exit its
+process (``os._exit``), once; ``HEADPOSE_RAY_CRASH_ON=TEXT`` makes an actor exit whenever it starts an item whose
+source contains ``TEXT``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 from collections import Counter
 from itertools import groupby
@@ -65,6 +71,10 @@ CHUNK_FRAMES = 32  # frames per video item
 BATCH_SIZE = 4  # items per actor call (4 images, or 4 video chunks: 128 frames)
 READ_CPUS = 0.25  # logical CPUs of a decoding task; an actor takes the rest of a core
 CRASH_ENV = "HEADPOSE_RAY_CRASH_ONCE"
+CRASH_ON_ENV = "HEADPOSE_RAY_CRASH_ON"
+TRIES_DIR = ".tries"  # in the store: one file per item an actor has started, one byte per try
+MAX_TRIES = 3  # tries of an item whose worker process dies before it is skipped
+WORKER_DIED = f"its worker process died on each of {MAX_TRIES} tries"
 SETTINGS_FILE = "_headpose.json"  # files starting with "_" or "." are not data to Parquet readers
 ITEMS_KEY = b"headpose_items"
 COLUMNS = ("source", "frame", "face", "time_s", "box", "score", "yaw", "pitch", "roll", "model_sha256")
@@ -121,11 +131,12 @@ class PoseActor:
     """One per worker slot: the estimator (detector and pose model, loaded once), then batches of items."""
 
     def __init__(self, model: str, model_sha256: str, detector: str, min_score: float, store: str,
-                 crash_flag: str | None = None, flip: bool | None = None):
+                 crash_flag: str | None = None, flip: bool | None = None, crash_on: str | None = None):
         self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip)
         self.sha = model_sha256
         self.store = Path(store)
         self.crash_flag = crash_flag
+        self.crash_on = crash_on
         found = file_sha256(self.est.model_path)
         if found != model_sha256:
             raise HeadposeError(f"{self.est.model_path}: this worker's model file differs from the driver's "
@@ -143,14 +154,37 @@ class PoseActor:
 
     def __call__(self, batch: dict) -> dict:
         n = len(batch["source"])
-        frames = [f for i in range(n) for f in batch["frames"][i][: int(batch["n"][i])]]
+        # unreadable images have no frames, no rows and no tries: the driver reports them from what is returned
+        todo = [i for i in range(n) if not (batch["kind"][i] == "image" and int(batch["n"][i]) == 0)]
+        keys = {i: item_key(str(batch["source"][i]), int(batch["start"][i])) for i in todo}
+        tries = self.store / TRIES_DIR
+        if not any((tries / k).exists() for k in keys.values()):  # a first try: the batch at once
+            self._run_items(batch, todo, list(keys.values()))
+            return _batch_out(batch)
+        for i in todo:  # a retry (a worker died on this batch): one item at a time, each at most MAX_TRIES
+            item = [[str(batch["source"][i]), int(batch["start"][i])]]
+            if part_path(self.store, item).exists():
+                continue  # written before the worker died
+            if tries_of(self.store, keys[i]) >= MAX_TRIES:
+                continue  # given up: the driver reports it (WORKER_DIED)
+            self._run_items(batch, [i], [keys[i]])
+        return _batch_out(batch)
+
+    def _run_items(self, batch: dict, idx, keys: list[str]):
+        """Pose of the frames of the batch's items ``idx``; their rows as one part file."""
+        tries = self.store / TRIES_DIR
+        tries.mkdir(exist_ok=True)
+        for k in keys:
+            with open(tries / k, "ab") as f:
+                f.write(b"x")
+        if self.crash_on and any(self.crash_on in str(batch["source"][i]) for i in idx):
+            os._exit(3)  # an input that kills its worker every time
+        frames = [f for i in idx for f in batch["frames"][i][: int(batch["n"][i])]]
         poses = iter(list(self.est.predict_many(frames, batch=16, workers=1)))
         self._maybe_crash()  # with the batch computed, before its rows are written
         rows, items = {c: [] for c in COLUMNS}, []
-        for i in range(n):
+        for i in idx:
             source, start, count = str(batch["source"][i]), int(batch["start"][i]), int(batch["n"][i])
-            if batch["kind"][i] == "image" and count == 0:
-                continue  # unreadable: no rows, reported by the driver (and tried again on a re-run)
             items.append([source, start, count])
             fps = float(batch["fps"][i])
             for k in range(count):
@@ -168,18 +202,39 @@ class PoseActor:
                     rows["model_sha256"].append(self.sha)
         if items:
             write_part(self.store, items, rows)
-        return {"source": batch["source"], "start": batch["start"], "kind": batch["kind"], "n": batch["n"]}
+
+
+def _batch_out(batch: dict) -> dict:
+    return {"source": batch["source"], "start": batch["start"], "kind": batch["kind"], "n": batch["n"]}
+
+
+def item_key(source: str, start: int) -> str:
+    """A file name for an item (a source and its first frame)."""
+    return hashlib.sha1(json.dumps([source, int(start)]).encode()).hexdigest()[:20]
+
+
+def tries_of(store: Path, key: str) -> int:
+    """How many times actors have started the item ``key`` in this run (the size of its file in ``.tries``)."""
+    try:
+        return (store / TRIES_DIR / key).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def part_path(store: Path, items: list) -> Path:
+    """The part file of ``items`` ([source, start, ...]): named from the items, so a retried batch rewrites it."""
+    key = hashlib.sha1(json.dumps([it[:2] for it in items]).encode()).hexdigest()[:20]
+    return store / f"part-{key}.parquet"
 
 
 def write_part(store: Path, items: list, rows: dict) -> Path:
-    """One Parquet file of the store for the rows of ``items`` ([source, start, frames read]), written atomically;
-    its name comes from the items, so a retried batch rewrites the same file."""
+    """One Parquet file of the store for the rows of ``items`` ([source, start, frames read]), written atomically
+    (:func:`part_path`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    key = hashlib.sha1(json.dumps([it[:2] for it in items]).encode()).hexdigest()[:20]
     table = pa.table(rows, schema=schema()).replace_schema_metadata({ITEMS_KEY: json.dumps(items).encode()})
-    path = store / f"part-{key}.parquet"
+    path = part_path(store, items)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
@@ -358,6 +413,7 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     _open_store(store, settings)
     done = _store_items(store)
     todo = [it for it in items if (it["source"], it["start"]) not in done]
+    shutil.rmtree(store / TRIES_DIR, ignore_errors=True)  # each run counts its own tries
     started = False
     if todo:
         started = _init_ray(address)
@@ -369,6 +425,10 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
 
                 ray.shutdown()
         done = _store_items(store)
+        for it in todo:  # the items given up after MAX_TRIES deaths of their worker
+            key = (it["source"], it["start"])
+            if key not in done and tries_of(store, item_key(*key)) >= MAX_TRIES:
+                skip(it["source"], WORKER_DIED + (f" (frames from {it['start']})" if it["kind"] == "video" else ""))
     return _report(items, videos, done, store, json_out, skipped, resumed=len(items) - len(todo), quiet=quiet,
                    smooth=smooth)
 
@@ -391,7 +451,8 @@ def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurre
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         fn_constructor_kwargs={"model": model_path, "model_sha256": sha, "detector": detector,
                                                "min_score": float(min_score), "store": str(store.resolve()),
-                                               "crash_flag": os.environ.get(CRASH_ENV), "flip": bool(flip)})
+                                               "crash_flag": os.environ.get(CRASH_ENV), "flip": bool(flip),
+                                               "crash_on": os.environ.get(CRASH_ON_ENV)})
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for source, kind, n in zip(batch["source"], batch["kind"], batch["n"]):
