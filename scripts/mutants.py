@@ -112,6 +112,15 @@ MUTATIONS = [
              "self.epoch = first_epoch - 1", "self.epoch = -1",
              ("tests/test_core.py::test_resumed_batches_continue_the_epochs",),
              "a resumed run's batches start again at epoch 0's order and augmentation"),
+    Mutation("ray-unreadable-counts-as-death", "src/headpose/engine_ray.py",
+             'todo = [i for i in range(n) if not (batch["kind"][i] == "image" and int(batch["n"][i]) == 0)]',
+             "todo = list(range(n))", ("tests/test_ray.py::test_input_that_kills_its_worker_is_skipped",),
+             "Ray engine: an unreadable image in a batch whose worker died is reported as a worker death"),
+    Mutation("ray-given-up-unreported", "src/headpose/engine_ray.py",
+             "if key not in done and tries_of(store, item_key(*key)) >= MAX_TRIES:",
+             "if key not in done and tries_of(store, item_key(*key)) > MAX_TRIES:",
+             ("tests/test_ray.py::test_input_that_kills_its_worker_is_skipped",),
+             "Ray engine: an input given up after its worker died 3 times goes unreported"),
 ]
 
 
