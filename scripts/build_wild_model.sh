@@ -24,8 +24,8 @@ mkdir -p "$D" "$P/photos"
     headpose prepare biwi --src ../shared/data/biwi_crops --out "$D/biwi_train10.npz" \
         --groups 01,05,07,08,10,13,16,19,20,23; }
 # aflw_wild blocks: p00-p12 training, p13 selection, p14 reported. The protocol box beyond each 120-px crop is
-# filled with the crop mirrored and defocused (the reader's default, --fill blur); one trajectory of the soup trains
-# on the same crops with black there (--fill black), as the first in-the-wild model did
+# filled with the crop mirrored and defocused (the reader's default, --fill blur, which the shipped models train on);
+# the earlier recipes' data (README tables) are made too: black there (--fill black, configs/wild_v1.toml), side faces
 for fill in blur black; do
     sfx=$([ "$fill" = black ] && echo _black || true)
     [ -f "$D/wild_hold$sfx.npz" ] || {
@@ -33,7 +33,7 @@ for fill in blur black; do
             --groups p00,p01,p02,p03,p04,p05,p06,p07,p08,p09,p10,p11,p12
         headpose prepare aflw-wild --src ../shared/data/aflw_wild --fill "$fill" --out "$D/wild_select$sfx.npz" --groups p13
         headpose prepare aflw-wild --src ../shared/data/aflw_wild --fill "$fill" --out "$D/wild_hold$sfx.npz" --groups p14; }
-    # the faces at |yaw| >= 30°, read twice in each trajectory's second step (configs/wild_v2.toml, wild_b2.toml)
+    # the faces at |yaw| >= 30°, read twice in the earlier recipes' second step (configs/wild_v2.toml, wild_b2.toml)
     [ -f "$D/wild_train_side$sfx.npz" ] ||
         headpose data subset "$D/wild_train$sfx.npz" --yaw 30,99 --out "$D/wild_train_side$sfx.npz"
 done
@@ -60,18 +60,18 @@ else
     [ -f runs/shipped/best.keras ] || bash scripts/build_shipped_model.sh
 fi
 NOTE="AFLW2000 half b, BIWI 04 11 17 22 and aflw_wild p14 were never trained or chosen on"
-# detector-crop margin of both models (the card's crop_margin), chosen end to end on AFLW2000 half a photos and
-# BIWI 02 14 crops: python scripts/experiments/select_margin.py full lite --margins 0.15,0.2,0.25,0.3,0.35
-MARGIN=0.2
+# detector-crop margin of each model (the card's crop_margin), chosen end to end on AFLW2000 half a photos and
+# BIWI 02 14 crops: python scripts/experiments/select_margin.py full lite --margins 0.15,0.2,0.25,0.3
+MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
-           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused$([ "$LITE" = 1 ] || echo ' (one trajectory: black); the 6,004 at |yaw| 30-99° twice in step 2')"
+           "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "the weights of $([ "$LITE" = 1 ] && echo 2 || echo 4) such runs averaged (headpose soup)")
+           "$([ "$LITE" = 1 ] && echo '36 epochs; the weights of 2 such runs (seeds 2 and 3) averaged (headpose soup)' || echo '42 epochs, one run (seed 3)')")
 if [ "$LITE" = 1 ]; then
-    # two trajectories from the previous lite model (blur-filled crops, seeds 0 and 1), their weights averaged;
+    # two runs of 36 epochs from the previous lite model (blur-filled crops, seeds 2 and 3), their weights averaged;
     # read without mirror averaging (the lite model is for speed)
-    for c in wild_lite_b wild_lite_bs1; do [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"; done
-    headpose soup runs/wild_lite_b/best.keras runs/wild_lite_bs1/best.keras --out runs/wild_lite_soup/soup.keras
+    for c in wild_lite_bL wild_lite_bL2; do [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"; done
+    headpose soup runs/wild_lite_bL/best.keras runs/wild_lite_bL2/best.keras --out runs/wild_lite_soup/soup.keras
     python scripts/ship_model.py runs/wild_lite_soup/soup.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
@@ -79,15 +79,10 @@ if [ "$LITE" = 1 ]; then
         --data "${DATA_TEXT[@]}"
     exit 0
 fi
-# four trajectories from the previous full model: on black-filled crops (wild_v1 -> wild_v2), on blur-filled
-# crops (wild_b1 -> wild_b2), the same with another seed (wild_b1s1 -> wild_b2s1) and trained twice as long in
-# step 1 with a third seed (wild_b1L -> wild_b2L); their weights averaged; the model reads each face with its
-# mirror image by default (--flip: the card's flip)
-for c in wild_v1 wild_v2 wild_b1 wild_b2 wild_b1s1 wild_b2s1 wild_b1L wild_b2L; do
-    [ -f "runs/$c/best.keras" ] || headpose train --config "configs/$c.toml"
-done
-headpose soup runs/wild_v2/best.keras runs/wild_b2/best.keras runs/wild_b2s1/best.keras runs/wild_b2L/best.keras \
-    --out runs/wild_soup/soup.keras
-python scripts/ship_model.py runs/wild_soup/soup.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
+# one run of 42 epochs from the previous full model (blur-filled crops, seed 3); the model reads each face with its
+# mirror image by default (--flip: the card's flip). Session 6's soup of four shorter runs (wild_v1 -> wild_v2,
+# wild_b1 -> wild_b2, wild_b1s1 -> wild_b2s1, wild_b1L -> wild_b2L) read the selection data worse (README)
+[ -f runs/wild_b1L2/best.keras ] || headpose train --config configs/wild_b1L2.toml
+python scripts/ship_model.py runs/wild_b1L2/best.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"
