@@ -9,7 +9,6 @@ and the share of the network's multiply-adds left in float; then the shipped cho
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from headpose.data.npz import load_npz  # noqa: E402
-from headpose.export import FLOAT_LAYERS, to_tflite  # noqa: E402
+from headpose.export import FLOAT_LAYERS, float_layer_re, to_tflite  # noqa: E402
 from headpose.model import load_model  # noqa: E402
 from headpose.runtime import open_model, prepare_input, resolve_model  # noqa: E402
 
@@ -40,7 +39,7 @@ def float_share(model, patterns) -> float:
     """Share of the multiply-adds of the convolutions and dense layers whose layer matches ``patterns``."""
     import keras
 
-    layer = re.compile(rf"^(?:{'|'.join(patterns)})$") if patterns else None
+    layer = float_layer_re(patterns)
     total = kept = 0
     for lay in model.layers:
         if not isinstance(lay, (keras.layers.SeparableConv2D, keras.layers.Conv2D, keras.layers.Dense)):

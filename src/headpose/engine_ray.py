@@ -156,14 +156,17 @@ class PoseActor:
         n = len(batch["source"])
         # unreadable images have no frames, no rows and no tries: the driver reports them from what is returned
         todo = [i for i in range(n) if not (batch["kind"][i] == "image" and int(batch["n"][i]) == 0)]
-        keys = {i: item_key(str(batch["source"][i]), int(batch["start"][i])) for i in todo}
+        items = {i: [str(batch["source"][i]), int(batch["start"][i])] for i in todo}
+        keys = {i: item_key(*it) for i, it in items.items()}
         tries = self.store / TRIES_DIR
         if not any((tries / k).exists() for k in keys.values()):  # a first try: the batch at once
             self._run_items(batch, todo, list(keys.values()))
             return _batch_out(batch)
-        for i in todo:  # a retry (a worker died on this batch): one item at a time, each at most MAX_TRIES
-            item = [[str(batch["source"][i]), int(batch["start"][i])]]
-            if part_path(self.store, item).exists():
+        # a retry (a worker died on this batch): one item at a time, each at most MAX_TRIES
+        if part_path(self.store, list(items.values())).exists():
+            return _batch_out(batch)  # the whole batch was written before its worker died
+        for i in todo:
+            if part_path(self.store, [items[i]]).exists():
                 continue  # written before the worker died
             if tries_of(self.store, keys[i]) >= MAX_TRIES:
                 continue  # given up: the driver reports it (WORKER_DIED)
@@ -208,9 +211,13 @@ def _batch_out(batch: dict) -> dict:
     return {"source": batch["source"], "start": batch["start"], "kind": batch["kind"], "n": batch["n"]}
 
 
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj).encode()).hexdigest()[:20]
+
+
 def item_key(source: str, start: int) -> str:
     """A file name for an item (a source and its first frame)."""
-    return hashlib.sha1(json.dumps([source, int(start)]).encode()).hexdigest()[:20]
+    return _digest([source, int(start)])
 
 
 def tries_of(store: Path, key: str) -> int:
@@ -223,8 +230,7 @@ def tries_of(store: Path, key: str) -> int:
 
 def part_path(store: Path, items: list) -> Path:
     """The part file of ``items`` ([source, start, ...]): named from the items, so a retried batch rewrites it."""
-    key = hashlib.sha1(json.dumps([it[:2] for it in items]).encode()).hexdigest()[:20]
-    return store / f"part-{key}.parquet"
+    return store / f"part-{_digest([it[:2] for it in items])}.parquet"
 
 
 def write_part(store: Path, items: list, rows: dict) -> Path:

@@ -65,10 +65,15 @@ FLOAT_LAYERS = (r"[sx]_(sep|bn|act)[12]", r"stage\d_(delta_feat|local_feat|pred|
 def float_nodes(tensor_names: list[str], patterns=FLOAT_LAYERS) -> list[str]:
     """The tensors (TFLite names: ``;``-joined paths of the fused ops, ``model_1/layer_1/op``) that belong to a
     layer named by ``patterns`` (regular expressions on the Keras layer name; converters append ``_N``)."""
-    if not patterns:
+    layer = float_layer_re(patterns)
+    if layer is None:
         return []
-    layer = re.compile(rf"^(?:{'|'.join(patterns)})(?:_\d+)?$")
     return [n for n in tensor_names if any(layer.match(part) for op in n.split(";") for part in op.split("/"))]
+
+
+def float_layer_re(patterns=FLOAT_LAYERS) -> re.Pattern | None:
+    """A Keras layer name (or a converter's ``NAME_N``) that matches one of ``patterns``; None for no patterns."""
+    return re.compile(rf"^(?:{'|'.join(patterns)})(?:_\d+)?$") if patterns else None
 
 
 def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None,
