@@ -121,6 +121,10 @@ MUTATIONS = [
              "if key not in done and tries_of(store, item_key(*key)) > MAX_TRIES:",
              ("tests/test_ray.py::test_input_that_kills_its_worker_is_skipped",),
              "Ray engine: an input given up after its worker died 3 times goes unreported"),
+    Mutation("ray-retry-rewrites-written-batch", "src/headpose/engine_ray.py",
+             "if part_path(self.store, list(items.values())).exists():", "if False:",
+             ("tests/test_ray.py::test_worker_crash_after_writing_writes_no_row_twice",),
+             "Ray engine: a batch retried after its worker wrote its rows and died is written again, item by item"),
 ]
 
 

@@ -19,7 +19,15 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from headpose.cli import main  # noqa: E402
-from headpose.engine_ray import CRASH_ENV, CRASH_ON_ENV, MAX_TRIES, WORKER_DIED, file_sha256, predict_ray  # noqa: E402
+from headpose.engine_ray import (  # noqa: E402
+    CRASH_AFTER_WRITE_ENV,
+    CRASH_ENV,
+    CRASH_ON_ENV,
+    MAX_TRIES,
+    WORKER_DIED,
+    file_sha256,
+    predict_ray,
+)
 from headpose.errors import HeadposeError  # noqa: E402
 from headpose.predict import predict_source  # noqa: E402
 
@@ -107,6 +115,22 @@ def test_worker_crash_once_loses_no_rows(local_ray, folder, local, pose_model, t
     assert flag.exists()  # a worker did die
     assert_same_rows(json_rows(out), local[0])
     same_summary(s, local[1])
+
+
+def test_worker_crash_after_writing_writes_no_row_twice(local_ray, folder, local, pose_model, tmp_path, monkeypatch):
+    """The first actor to write a batch's rows exits before returning the batch: Ray retries the batch, which finds
+    its rows written and does not write them again (one row per face in the store, as without the crash)."""
+    flag = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_AFTER_WRITE_ENV, str(flag))
+    out, store = tmp_path / "ray.jsonl", tmp_path / "rows"
+    s = predict_ray([folder], model=pose_model, json_out=out, parquet=store, chunk_frames=CHUNK, batch_size=4,
+                    quiet=True)
+    assert flag.exists()  # a worker did die, after writing
+    assert_same_rows(json_rows(out), local[0])
+    same_summary(s, local[1])
+    assert pq.read_table(store).num_rows == len(local[0])
+    items = [it for p in store.glob("part-*.parquet") for it in part_items(p)]
+    assert len(items) == len(set(items))  # no item in two part files
 
 
 def test_input_that_kills_its_worker_is_skipped(local_ray, folder, local, pose_model, tmp_path, monkeypatch):

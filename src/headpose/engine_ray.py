@@ -30,8 +30,9 @@ item at a time, and an item whose worker has died :data:`MAX_TRIES` times on it 
 decoder or the runtime every time) is left out and reported as skipped (:data:`WORKER_DIED`), the rest done.
 A new run starts the counts afresh, so it tries such items again. For tests, the environment variable
 ``HEADPOSE_RAY_CRASH_ONCE=FLAGFILE`` makes the first actor that gets a batch create ``FLAGFILE`` and exit its
-process (``os._exit``), once; ``HEADPOSE_RAY_CRASH_ON=TEXT`` makes an actor exit whenever it starts an item whose
-source contains ``TEXT``.
+process (``os._exit``), once, before it writes the batch's rows; ``HEADPOSE_RAY_CRASH_AFTER_WRITE=FLAGFILE`` does
+the same just after it writes them (the retry must not write them again); ``HEADPOSE_RAY_CRASH_ON=TEXT`` makes an
+actor exit whenever it starts an item whose source contains ``TEXT``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ CHUNK_FRAMES = 32  # frames per video item
 BATCH_SIZE = 4  # items per actor call (4 images, or 4 video chunks: 128 frames)
 READ_CPUS = 0.25  # logical CPUs of a decoding task; an actor takes the rest of a core
 CRASH_ENV = "HEADPOSE_RAY_CRASH_ONCE"
+CRASH_AFTER_WRITE_ENV = "HEADPOSE_RAY_CRASH_AFTER_WRITE"
 CRASH_ON_ENV = "HEADPOSE_RAY_CRASH_ON"
 TRIES_DIR = ".tries"  # in the store: one file per item an actor has started, one byte per try
 MAX_TRIES = 3  # tries of an item whose worker process dies before it is skipped
@@ -131,22 +133,26 @@ class PoseActor:
     """One per worker slot: the estimator (detector and pose model, loaded once), then batches of items."""
 
     def __init__(self, model: str, model_sha256: str, detector: str, min_score: float, store: str,
-                 crash_flag: str | None = None, flip: bool | None = None, crash_on: str | None = None):
+                 crash_flag: str | None = None, flip: bool | None = None, crash_on: str | None = None,
+                 crash_after_write: str | None = None):
         self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip)
         self.sha = model_sha256
         self.store = Path(store)
         self.crash_flag = crash_flag
         self.crash_on = crash_on
+        self.crash_after_write = crash_after_write
         found = file_sha256(self.est.model_path)
         if found != model_sha256:
             raise HeadposeError(f"{self.est.model_path}: this worker's model file differs from the driver's "
                                 f"(sha256 {found[:12]} vs {model_sha256[:12]}): install the same files on every node")
 
-    def _maybe_crash(self):
-        if not self.crash_flag:
+    @staticmethod
+    def _maybe_crash(flag: str | None):
+        """Exit the process if ``flag`` names a file not yet there (creating it): once per run, for tests."""
+        if not flag:
             return
         try:
-            fd = os.open(self.crash_flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             return
         os.close(fd)
@@ -184,7 +190,7 @@ class PoseActor:
             os._exit(3)  # an input that kills its worker every time
         frames = [f for i in idx for f in batch["frames"][i][: int(batch["n"][i])]]
         poses = iter(list(self.est.predict_many(frames, batch=16, workers=1)))
-        self._maybe_crash()  # with the batch computed, before its rows are written
+        self._maybe_crash(self.crash_flag)  # with the batch computed, before its rows are written
         rows, items = {c: [] for c in COLUMNS}, []
         for i in idx:
             source, start, count = str(batch["source"][i]), int(batch["start"][i]), int(batch["n"][i])
@@ -205,7 +211,7 @@ class PoseActor:
                     rows["model_sha256"].append(self.sha)
         if items:
             write_part(self.store, items, rows)
-
+            self._maybe_crash(self.crash_after_write)  # written, not yet returned
 
 def _batch_out(batch: dict) -> dict:
     return {"source": batch["source"], "start": batch["start"], "kind": batch["kind"], "n": batch["n"]}
@@ -458,7 +464,8 @@ def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurre
                         fn_constructor_kwargs={"model": model_path, "model_sha256": sha, "detector": detector,
                                                "min_score": float(min_score), "store": str(store.resolve()),
                                                "crash_flag": os.environ.get(CRASH_ENV), "flip": bool(flip),
-                                               "crash_on": os.environ.get(CRASH_ON_ENV)})
+                                               "crash_on": os.environ.get(CRASH_ON_ENV),
+                                               "crash_after_write": os.environ.get(CRASH_AFTER_WRITE_ENV)})
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for source, kind, n in zip(batch["source"], batch["kind"], batch["n"]):
