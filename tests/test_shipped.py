@@ -73,7 +73,7 @@ def test_bundled_exports_agree(held_out, which):
     onnx = pytest.importorskip("onnxruntime") and open_model(WEIGHTS / f"{stem}.onnx")(x)
     assert np.abs(onnx - ref).max() < 0.01
     int8 = open_model(f"{which}-int8")(x)
-    assert np.abs(int8 - ref).mean() < 0.4  # 0.21° (full) and 0.28° (lite) on all 2,282 crops
+    assert np.abs(int8 - ref).mean() < 0.4  # 0.21° (full) and 0.29° (lite) on all 2,282 crops
     assert_int8_with_float_fusion(WEIGHTS / f"{stem}_int8.tflite")
 
 

@@ -213,6 +213,7 @@ class PoseActor:
             write_part(self.store, items, rows)
             self._maybe_crash(self.crash_after_write)  # written, not yet returned
 
+
 def _batch_out(batch: dict) -> dict:
     return {"source": batch["source"], "start": batch["start"], "kind": batch["kind"], "n": batch["n"]}
 
