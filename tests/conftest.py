@@ -179,10 +179,11 @@ def tflite_op_inputs(path) -> list[tuple[str, set[str], str]]:
              tensors[op["outputs"][0]]["name"]) for op in it._get_ops_details()]
 
 
-def assert_int8_with_float_fusion(path):
-    """The int8 export's layout: every op of the fusion float; the convolutions and dense layers of
-    ``export.FLOAT_LAYERS`` (first two blocks of each stream, the stage heads) float, every other one int8."""
-    from headpose.export import float_nodes
+def assert_int8_with_float_fusion(path, blocks: int = 2):
+    """The int8 export's layout: every op of the fusion float; the convolutions and dense layers of the first
+    ``blocks`` blocks of each stream (``export.FLOAT_LAYERS``: 2; ``FLOAT_LAYERS_NARROW``, narrow networks: 3)
+    and of the stage heads float, every other one int8."""
+    from headpose.export import FLOAT_LAYERS, FLOAT_LAYERS_NARROW, float_nodes
 
     ops = tflite_op_inputs(path)
     fusion = [(name, types) for name, types, _ in ops if name in FUSION_OPS]
@@ -190,10 +191,10 @@ def assert_int8_with_float_fusion(path):
     assert all("float32" in types and "int8" not in types for _, types in fusion), fusion
     convs = [(name, types, out) for name, types, out in ops
              if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-    kept = set(float_nodes([out for _, _, out in convs]))
+    kept = set(float_nodes([out for _, _, out in convs], FLOAT_LAYERS_NARROW if blocks == 3 else FLOAT_LAYERS))
     floats = [c for c in convs if c[2] in kept]
     ints = [c for c in convs if c[2] not in kept]
-    # each stream: 2 blocks × (depthwise, pointwise); each of the 3 stages: 5 dense heads
-    assert len(floats) == 2 * 2 * 2 + 3 * 5, [c[2] for c in floats]
+    # each stream: `blocks` blocks × (depthwise, pointwise); each of the 3 stages: 5 dense heads
+    assert len(floats) == 2 * blocks * 2 + 3 * 5, [c[2] for c in floats]
     assert all("int8" not in types for _, types, _ in floats), floats
     assert len(ints) >= 20 and all("int8" in types for _, types, _ in ints), ints

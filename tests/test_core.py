@@ -127,6 +127,19 @@ def test_export_parity(exported):
     assert "crops of" in res["tflite"]["checked_on"]
 
 
+def test_int8_keeps_a_third_block_float_in_narrow_networks():
+    """The int8 export's float layers follow the network's width: the original width keeps the first two blocks of
+    each stream float, a half-width (lite) network the first three (its fewer channels round coarser)."""
+    from headpose.export import FLOAT_LAYERS, FLOAT_LAYERS_NARROW, float_layer_re, float_layers_for
+    from headpose.model import build_model
+
+    assert float_layers_for(build_model(64, 3)) == FLOAT_LAYERS
+    assert float_layers_for(build_model(64, 3, width=0.5)) == FLOAT_LAYERS_NARROW
+    wide, narrow = float_layer_re(FLOAT_LAYERS), float_layer_re(FLOAT_LAYERS_NARROW)
+    assert wide.match("x_sep2") and not wide.match("s_sep3") and narrow.match("s_sep3") and narrow.match("x_bn3_1")
+    assert not narrow.match("x_sep4") and narrow.match("stage2_pred")
+
+
 def test_export_check_reads_the_file_alone(exported, biwi_npz, tmp_path):
     """Re-exporting beside a card that asks for mirror averaging (as the bundled full model's does) still checks
     the written file against Keras one pass to one pass: it used to compare the mirror-averaged file with the
