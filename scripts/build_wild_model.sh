@@ -66,13 +66,15 @@ MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "$([ "$LITE" = 1 ] && echo '50 epochs, one run (seed 4)' || echo '42 epochs, one run (seed 3)')")
+           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first' || echo '42 epochs, one run (seed 3)')")
 if [ "$LITE" = 1 ]; then
-    # one run of 50 epochs from the previous lite model (blur-filled crops, seed 4), read without mirror averaging
-    # (the lite model is for speed). Session 7's soup of two 36-epoch runs (wild_lite_bL, wild_lite_bL2) and the
-    # soups of this run with them read the selection data worse (README)
+    # two cycles of 50 epochs from the previous lite model (blur-filled crops): wild_lite_bL3 (seed 4), then
+    # wild_lite_bL4 from its result at the first learning rate again (seed 5); read without mirror averaging (the
+    # lite model is for speed). Session 7's soup of two 36-epoch runs and the soups of bL3 with them read the
+    # selection data worse than bL3, and bL3 worse than bL4 (README)
     [ -f runs/wild_lite_bL3/best.keras ] || headpose train --config configs/wild_lite_bL3.toml
-    python scripts/ship_model.py runs/wild_lite_bL3/best.keras --name headpose_ssrnet_mt_lite \
+    [ -f runs/wild_lite_bL4/best.keras ] || headpose train --config configs/wild_lite_bL4.toml
+    python scripts/ship_model.py runs/wild_lite_bL4/best.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE" \
