@@ -434,7 +434,7 @@ def test_soup_averages_weights(tmp_path, biwi_npz):
         paths.append(tmp_path / f"nudged{sign:+d}.keras")
         base.save(paths[-1])
     soup = tmp_path / "soup.keras"
-    assert run_cli("soup", *map(str, paths), "--out", str(soup)).returncode == 0
+    assert run_cli("soup", "--model", *map(str, paths), "--out", str(soup)).returncode == 0
     for a, b in zip(load_model(soup).get_weights(), w0):
         np.testing.assert_allclose(a, b, atol=1e-6)
     x, _ = load_npz(biwi_npz["val"])
@@ -442,5 +442,5 @@ def test_soup_averages_weights(tmp_path, biwi_npz):
     want = open_model(WEIGHTS / "headpose_ssrnet_mt.keras", flip=False)(x)  # one pass, as the soup (no card)
     assert np.abs(open_model(soup)(x) - want).max() < 0.01
     assert np.abs(open_model(paths[0])(x) - want).mean() > 0.5  # the nudge matters on its own
-    r = run_cli("soup", str(paths[0]), str(WEIGHTS / "headpose_ssrnet_mt_lite.keras"), "--out", str(soup))
+    r = run_cli("soup", "--model", str(paths[0]), str(WEIGHTS / "headpose_ssrnet_mt_lite.keras"), "--out", str(soup))
     assert r.returncode == 2 and "not the same network" in r.stderr

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- export --------------------------------------------------------------------------------------------
     so = sub.add_parser("soup", help="average the weights of runs fine-tuned from one model (a model soup)")
-    so.add_argument("model", nargs="+", help=".keras checkpoints of the same network")
+    so.add_argument("--model", nargs="+", required=True, help=".keras checkpoints of the same network")
     so.add_argument("--out", required=True, help="the averaged model (.keras)")
 
     x = sub.add_parser("export", help="convert a .keras model to TFLite (float/int8) or ONNX")

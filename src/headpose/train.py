@@ -446,7 +446,7 @@ def train_from_settings(settings: dict | None = None, config: str | os.PathLike 
 
 
 def average_weights(paths: list, out) -> Path:
-    """``headpose soup A.keras B.keras ... --out S.keras``: a model whose every weight (batch-norm statistics
+    """``headpose soup --model A.keras B.keras ... --out S.keras``: a model whose every weight (batch-norm statistics
     included) is the mean of the same weight in ``paths`` — a uniform "model soup" (Wortsman et al., 2022).
     It only makes sense for runs fine-tuned from one starting model (the shipped recipe's trajectories all start
     from the previous shipped model): their weights stay close enough for the average to be a model, often a
