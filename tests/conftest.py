@@ -179,10 +179,10 @@ def tflite_op_inputs(path) -> list[tuple[str, set[str], str]]:
              tensors[op["outputs"][0]]["name"]) for op in it._get_ops_details()]
 
 
-def assert_int8_with_float_fusion(path, blocks: int = 2):
-    """The int8 export's layout: every op of the fusion float; the convolutions and dense layers of the first
-    ``blocks`` blocks of each stream (``export.FLOAT_LAYERS``: 2; ``FLOAT_LAYERS_NARROW``, narrow networks: 3)
-    and of the stage heads float, every other one int8."""
+def assert_int8_with_float_fusion(path, narrow: bool = False):
+    """The int8 export's layout: every op of the fusion float; the convolutions and dense layers of the first two
+    blocks of each stream (``export.FLOAT_LAYERS``; three for a ``narrow`` network, ``FLOAT_LAYERS_NARROW``) and of
+    the stage heads float, every other one int8."""
     from headpose.export import FLOAT_LAYERS, FLOAT_LAYERS_NARROW, float_nodes
 
     ops = tflite_op_inputs(path)
@@ -191,7 +191,8 @@ def assert_int8_with_float_fusion(path, blocks: int = 2):
     assert all("float32" in types and "int8" not in types for _, types in fusion), fusion
     convs = [(name, types, out) for name, types, out in ops
              if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-    kept = set(float_nodes([out for _, _, out in convs], FLOAT_LAYERS_NARROW if blocks == 3 else FLOAT_LAYERS))
+    kept = set(float_nodes([out for _, _, out in convs], FLOAT_LAYERS_NARROW if narrow else FLOAT_LAYERS))
+    blocks = 3 if narrow else 2
     floats = [c for c in convs if c[2] in kept]
     ints = [c for c in convs if c[2] not in kept]
     # each stream: `blocks` blocks × (depthwise, pointwise); each of the 3 stages: 5 dense heads

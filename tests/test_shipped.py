@@ -75,7 +75,7 @@ def test_bundled_exports_agree(held_out, which):
     int8 = open_model(f"{which}-int8")(x)
     assert np.abs(int8 - ref).mean() < 0.4  # 0.20° (full) and 0.30° (lite) on all 2,282 crops
     # the lite (half-width) network keeps a third block of each stream float (export.FLOAT_LAYERS_NARROW)
-    assert_int8_with_float_fusion(WEIGHTS / f"{stem}_int8.tflite", blocks=3 if which == "lite" else 2)
+    assert_int8_with_float_fusion(WEIGHTS / f"{stem}_int8.tflite", narrow=which == "lite")
 
 
 @pytest.mark.parametrize("which", MODELS)

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from headpose.data.npz import load_npz  # noqa: E402
-from headpose.export import FLOAT_LAYERS, float_layer_re, to_tflite  # noqa: E402
+from headpose.export import FLOAT_LAYERS, FLOAT_LAYERS_NARROW, float_layer_re, float_layers_for, to_tflite  # noqa: E402
 from headpose.model import load_model  # noqa: E402
 from headpose.runtime import open_model, prepare_input, resolve_model  # noqa: E402
 
@@ -26,8 +26,8 @@ DATA = Path("runs/data")
 SELECTION = ("aflw2000_a", "wild_select", "biwi_select")
 HEADS = FLOAT_LAYERS[1:]
 CHOICES = {"every layer int8": (), "first block": (r"[sx]_(sep|bn|act)1",),
-           "first block + heads": (r"[sx]_(sep|bn|act)1",) + HEADS, "shipped (two blocks + heads)": FLOAT_LAYERS,
-           "three blocks + heads": (r"[sx]_(sep|bn|act)[123]",) + HEADS}
+           "first block + heads": (r"[sx]_(sep|bn|act)1",) + HEADS, "two blocks + heads (full)": FLOAT_LAYERS,
+           "three blocks + heads (lite)": FLOAT_LAYERS_NARROW}
 
 
 def evenly(name: str, n: int) -> np.ndarray:
@@ -64,7 +64,7 @@ def main(which: str = "lite") -> None:
     calibs = {"calib_mix, 200": evenly("calib_mix", 200), "calib_mix, 400": evenly("calib_mix", 400),
               "+ p13, 600": np.concatenate([evenly(s, 200) for s in SELECTION])}
     runs = [(name, pats, "calib_mix, 200") for name, pats in CHOICES.items()]
-    runs += [("shipped (two blocks + heads)", FLOAT_LAYERS, c) for c in list(calibs)[1:]]
+    runs += [("shipped (float_layers_for)", float_layers_for(model), c) for c in list(calibs)[1:]]
     print(f"{path.name}, one pass; drift on {' / '.join(SELECTION)}")
     with tempfile.TemporaryDirectory() as d:
         for name, pats, calib in runs:

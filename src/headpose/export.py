@@ -104,6 +104,8 @@ def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None,
             return conv.convert()
         if calib_images is None or len(calib_images) == 0:
             raise HeadposeError("int8 export needs representative crops: --calib X.npz")
+        if float_layers is None:
+            float_layers = float_layers_for(model)
 
         def rep():
             for i in range(len(calib_images)):
@@ -115,8 +117,6 @@ def to_tflite(model, int8: bool = False, calib_images: np.ndarray | None = None,
         plain.write_bytes(conv.convert())
         names = [t["name"] for t in load_litert(plain).get_tensor_details()]
         conv = _converter(model, Path(d))  # a fresh converter of the same export
-        if float_layers is None:
-            float_layers = float_layers_for(model)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = rep
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS,
