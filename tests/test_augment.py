@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import SEED_TFLITE
 
-from headpose.augment import augment_batch
+from headpose.augment import augment_batch, erase_boxes
 from headpose.data.npz import load_npz
 from headpose.geometry import rotate_in_plane
 
@@ -77,11 +77,42 @@ def test_rotation_label_is_the_applied_rotation(crops, frac):
     np.testing.assert_allclose(frontal[0], [0, 0, -angle], atol=1e-4)
 
 
+def test_erase_blanks_one_rectangle_and_keeps_the_labels(crops):
+    """Scripted draws (area 0.11 of the crop, aspect 1, placed mid-way, colour 127.5): every crop loses exactly
+    the 21×21 square at (22, 22) to grey 127, nothing else moves, and the labels stay; a coin above ``erase``
+    leaves the crops whole."""
+    img, pose = crops
+    out, new = augment_batch(img, pose, ScriptedRng(coin=0.3), flip=False, rotate=0.0, erase=0.5)
+    box = np.zeros(img.shape[:3], bool)
+    box[:, 22:43, 22:43] = True
+    assert (out[box] == 127).all()
+    np.testing.assert_array_equal(out[~box], img[~box])
+    np.testing.assert_allclose(new, pose, atol=1e-6)
+    out, _ = augment_batch(img, pose, ScriptedRng(coin=0.3), flip=False, rotate=0.0, erase=0.2)
+    np.testing.assert_array_equal(out, img)
+
+
+def test_erase_boxes_real_draws():
+    """Real draws: about the asked fraction of crops is hit, each box inside the crop, 2-20% of its area (to
+    rounding), no side more than about three times the other."""
+    s, n = 64, 4000
+    boxes, colour = erase_boxes(np.random.default_rng(1), n, s, 0.3)
+    top, left, h, w = boxes.T
+    hit = h > 0
+    assert abs(hit.mean() - 0.3) < 0.03
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= s).all() and (left + w <= s).all()
+    area = h[hit] * w[hit] / s**2
+    assert area.min() > 0.015 and area.max() < 0.22 and 0.08 < area.mean() < 0.14
+    ratio = h[hit] / w[hit]
+    assert ratio.min() > 0.3 and ratio.max() < 3.4 and ratio.min() < 0.4 and ratio.max() > 2.6
+    assert colour.shape == (n, 3) and colour.min() >= 0 and colour.max() <= 255
+
+
 def test_inputs_are_not_modified(crops):
     img, pose = crops
     img0, pose0 = img.copy(), pose.copy()
     for rng in (ScriptedRng(0.9, 0.3), np.random.default_rng(0)):
-        out, new = augment_batch(img, pose, rng, grey=0.3, infrared=0.3)
+        out, new = augment_batch(img, pose, rng, grey=0.3, infrared=0.3, erase=0.5)
         assert out is not img and new is not pose
     np.testing.assert_array_equal(img, img0)
     np.testing.assert_array_equal(pose, pose0)

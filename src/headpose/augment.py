@@ -9,6 +9,10 @@ Camera looks, for models that must read grey and near-infrared cameras (driver m
 ``grey`` turns a fraction of the crops into luminance in all three channels; ``infrared`` a fraction into an
 NIR-like grey (skin is bright and flat in near infrared, close to the red channel): the red channel with a random
 gamma and a lower contrast.
+
+Occlusion, for faces half hidden by hands, hair, glasses, masks or the frame edge, as photos in the wild are:
+``erase`` blanks a fraction of the crops over one random rectangle (random erasing, Zhong et al. 2020: 2-20% of
+the crop, aspect 1:3 to 3:1, one random colour); the labels are unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from headpose.geometry import flip_ypr, rotate_in_plane
 
 def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generator,
                   flip: bool = True, rotate: float = 30.0, grey: float = 0.0,
-                  infrared: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  infrared: float = 0.0, erase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Augmented copies of a batch (uint8 N×S×S×C, float N×3); the inputs are not modified."""
     n, s = images.shape[0], images.shape[1]
     out = np.empty_like(images)
@@ -37,6 +41,7 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
     angle[np.isnan(poses).any(axis=1)] = 0.0
     look = rng.random(n)  # < grey: grey; < grey + infrared: NIR-like; else colour
     gamma = rng.uniform(0.6, 1.2, n)
+    boxes, colour = erase_boxes(rng, n, s, erase)
     c = (s - 1) / 2.0
     for i in range(n):
         m = cv2.getRotationMatrix2D((c, c), float(angle[i]), float(zoom[i]))
@@ -47,6 +52,9 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
                              borderValue=(int(fill[i]),) * 3)
         if img.ndim == 2:
             img = img[..., None]
+        if boxes[i, 2]:
+            y, x, h, w = boxes[i]
+            img[y:y + h, x:x + w] = colour[i, :img.shape[-1]]
         if img.shape[-1] == 3 and look[i] < grey + infrared:
             img = as_grey(img) if look[i] < grey else infrared_like(img, float(gamma[i]))
         if blur[i]:
@@ -56,6 +64,20 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
         out[i] = cv2.convertScaleAbs(img, alpha=alpha[i], beta=beta[i]).reshape(img.shape)
     poses[do_flip] = flip_ypr(poses[do_flip])
     return out, poses
+
+
+def erase_boxes(rng, n: int, s: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Random-erasing rectangles for ``n`` crops of ``s``×``s``: int rows (top, left, height, width), height 0
+    where a crop keeps all its pixels (1 − ``fraction`` of them), and a float colour (N×3) for each."""
+    hit = rng.random(n) < fraction
+    area = rng.uniform(0.02, 0.2, n) * s * s
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3), n))
+    h = np.clip(np.rint(np.sqrt(area * aspect)), 1, s).astype(int)
+    w = np.clip(np.rint(np.sqrt(area / aspect)), 1, s).astype(int)
+    top = np.minimum((rng.uniform(0, 1, n) * (s - h + 1)).astype(int), s - h)
+    left = np.minimum((rng.uniform(0, 1, n) * (s - w + 1)).astype(int), s - w)
+    colour = rng.uniform(0, 255, (n, 3))
+    return np.stack([top, left, np.where(hit, h, 0), w], axis=1), colour
 
 
 def as_grey(img: np.ndarray) -> np.ndarray:

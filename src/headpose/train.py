@@ -82,6 +82,8 @@ class TrainConfig:
                                      "channels)")
     infrared: float = _setting(0.0, help="augmentation: fraction made near-infrared-like (red channel, gamma, "
                                          "flat contrast)")
+    erase: float = _setting(0.0, help="augmentation: fraction of crops with one random rectangle (a fiftieth to a "
+                                      "fifth of the crop) blanked in one colour: occlusion")
     balance: float = _setting(0.0, help="yaw balance: each epoch draws as many samples as there are, each with a "
                                         "chance proportional to (count of its 10° |yaw| bin)^-BALANCE (0: every "
                                         "sample once, the original; 1: every bin equally often)")
@@ -206,7 +208,8 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool, fir
             x, y = data.take(idx)
             if train and cfg.augment:
                 rng = np.random.default_rng((cfg.seed, self.epoch, i))
-                x, y = augment_batch(x, y, rng, rotate=cfg.rotate, grey=cfg.grey, infrared=cfg.infrared)
+                x, y = augment_batch(x, y, rng, rotate=cfg.rotate, grey=cfg.grey, infrared=cfg.infrared,
+                                     erase=cfg.erase)
             return prepare_input(x, cfg.channels, size), y
 
         def on_epoch_end(self):
