@@ -320,6 +320,24 @@ def test_resumed_batches_continue_the_epochs(biwi_npz):
     np.testing.assert_array_equal(resumed[5][0], straight[5][0])  # the same augmented batch
 
 
+def test_erase_setting_reaches_the_batches(biwi_npz):
+    """``erase`` in a training config blanks a rectangle in the crops ``headpose train`` sees: the same batch with
+    erase 1 and 0 differs in every crop, within one box of at most about a fifth of the crop, and not in labels."""
+    import keras
+
+    from headpose.train import ArraySet, TrainConfig, batches
+
+    data = ArraySet([str(biwi_npz["train"])])
+    (x0, y0), (x1, y1) = (batches(keras, data, TrainConfig(batch_size=32, workers=1, erase=e), 64, train=True)[2]
+                          for e in (0.0, 1.0))
+    np.testing.assert_array_equal(y0, y1)
+    for a, b in zip(x0, x1):
+        rows, cols = np.nonzero((a != b).any(axis=-1))
+        assert len(rows) > 0
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert box <= 0.25 * a.shape[0] * a.shape[1], box
+
+
 def test_fused_batchnorm_trains_like_keras(biwi_npz):
     """The training speed-up (TensorFlow's fused batch norm) changes no number: same angles, gradients and
     moving statistics as Keras' own BatchNormalization, on a real batch through the seed weights."""
