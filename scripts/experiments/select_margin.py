@@ -32,9 +32,9 @@ from headpose.evaluate import evaluate_photos  # noqa: E402
 SHARED = Path("../shared/data")
 
 
-def biwi_canvas(model: str, margin: float, seqs: list[str]) -> dict:
+def biwi_canvas(model: str, margin: float, seqs: list[str], flip: bool | None = None) -> dict:
     """MAE of ``model`` at ``margin`` on every second BIWI crop of ``seqs``, each set in a 3× blur-filled canvas."""
-    est = HeadPoseEstimator(model, margin=margin)
+    est = HeadPoseEstimator(model, margin=margin, flip=flip)
     files = sorted(f for s in seqs for f in (SHARED / "biwi_crops" / s).glob("*_rgb.jpg"))[::2]
     pred, true, missed = [], [], 0
     for f in files:
@@ -57,12 +57,14 @@ def main() -> None:
     ap.add_argument("--margins", default="0.15,0.2,0.25,0.3,0.35")
     ap.add_argument("--half", default="a", choices=("a", "b"))
     ap.add_argument("--biwi", default="02,14", help="BIWI sequences, comma-separated")
+    ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                    help="mirror averaging (default: the model's card; one pass for a bare .keras)")
     a = ap.parse_args()
     for model in a.models:
         for m in (float(v) for v in a.margins.split(",")):
             rows = {f"AFLW2000 {a.half}": evaluate_photos(model, SHARED / "aflw2000", half=a.half, margin=m,
-                                                          quiet=True),
-                    f"BIWI {a.biwi}": biwi_canvas(model, m, a.biwi.split(","))}
+                                                          quiet=True, flip=a.flip),
+                    f"BIWI {a.biwi}": biwi_canvas(model, m, a.biwi.split(","), a.flip)}
             for name, r in rows.items():
                 print(f"{model:6s} margin {m:.2f}  {name:22s} found {r['found']}/{r['n']}  yaw {r['yaw']:.2f}  "
                       f"pitch {r['pitch']:.2f}  roll {r['roll']:.2f}  mean {r['mean']:.3f}", flush=True)
