@@ -66,27 +66,33 @@ MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first' || echo '42 epochs (seed 3), then 24 more from its result at learning rate 3e-4 (seed 5)')")
+           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged')")
 if [ "$LITE" = 1 ]; then
     # two cycles of 50 epochs from the previous lite model (blur-filled crops): wild_lite_bL3 (seed 4), then
-    # wild_lite_bL4 from its result at the first learning rate again (seed 5); read without mirror averaging (the
-    # lite model is for speed). Session 7's soup of two 36-epoch runs and the soups of bL3 with them read the
-    # selection data worse than bL3, and bL3 worse than bL4 (README)
+    # wild_lite_bL4 from its result at the first learning rate again (seed 5); then 24 epochs from bL4's result at
+    # 3e-4 (wild_lite_bL6, seed 6), averaged with bL4 (headpose soup); read without mirror averaging (the lite model
+    # is for speed). bL4 alone, bL6 alone, and a third 1e-3 cycle (bL5) read the selection data worse (README)
     [ -f runs/wild_lite_bL3/best.keras ] || headpose train --config configs/wild_lite_bL3.toml
     [ -f runs/wild_lite_bL4/best.keras ] || headpose train --config configs/wild_lite_bL4.toml
-    python scripts/ship_model.py runs/wild_lite_bL4/best.keras --name headpose_ssrnet_mt_lite \
+    [ -f runs/wild_lite_bL6/best.keras ] || headpose train --config configs/wild_lite_bL6.toml
+    headpose soup --model runs/wild_lite_bL4/best.keras runs/wild_lite_bL6/best.keras --out runs/lite_cand/soup_bL4_bL6.keras
+    python scripts/ship_model.py runs/lite_cand/soup_bL4_bL6.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE" \
         --data "${DATA_TEXT[@]}"
     exit 0
 fi
-# one run of 42 epochs from the previous full model (blur-filled crops, seed 3), then 24 more from its result at a
-# third of the first learning rate (wild_b1L4, seed 5); the model reads each face with its mirror image by default
-# (--flip: the card's flip). Session 6's soup of four shorter runs (wild_v1 -> wild_v2, wild_b1 -> wild_b2,
-# wild_b1s1 -> wild_b2s1, wild_b1L -> wild_b2L) and wild_b1L2 alone read the selection data worse (README)
+# one run of 42 epochs from the previous full model (blur-filled crops, seed 3), then three cycles of 24 more, each
+# from the previous one's result at a third of the first learning rate (wild_b1L4, wild_b1L5, wild_b1L6; seeds 5, 6,
+# 7), the last two averaged (headpose soup); the model reads each face with its mirror image by default (--flip: the
+# card's flip). wild_b1L6 alone read the selection crops better and the selection photos end to end worse; the
+# earlier cycles, other soups and session 6's soup of four shorter runs read the selection data worse (README)
 [ -f runs/wild_b1L2/best.keras ] || headpose train --config configs/wild_b1L2.toml
 [ -f runs/wild_b1L4/best.keras ] || headpose train --config configs/wild_b1L4.toml
-python scripts/ship_model.py runs/wild_b1L4/best.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
+[ -f runs/wild_b1L5/best.keras ] || headpose train --config configs/wild_b1L5.toml
+[ -f runs/wild_b1L6/best.keras ] || headpose train --config configs/wild_b1L6.toml
+headpose soup --model runs/wild_b1L5/best.keras runs/wild_b1L6/best.keras --out runs/full_cand/soup_b1L5_b1L6.keras
+python scripts/ship_model.py runs/full_cand/soup_b1L5_b1L6.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"
