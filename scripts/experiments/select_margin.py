@@ -32,23 +32,28 @@ from headpose.evaluate import evaluate_photos  # noqa: E402
 SHARED = Path("../shared/data")
 
 
+def biwi_canvases(seqs: list[str]):
+    """(canvas, [yaw, pitch, roll]) for every second BIWI crop of ``seqs``, each crop set in a canvas three times
+    its side, filled beyond it with the crop mirrored and defocused."""
+    for f in sorted(f for s in seqs for f in (SHARED / "biwi_crops" / s).glob("*_rgb.jpg"))[::2]:
+        img = read_image(f)
+        h, w = img.shape[:2]
+        yield (crop_padded(img, (-w, -h, 2 * w, 2 * h), "blur"),
+               read_biwi_bin(f.with_name(f.name.replace("_rgb.jpg", "_pose.bin"))))
+
+
 def biwi_canvas(model: str, margin: float, seqs: list[str], flip: bool | None = None) -> dict:
     """MAE of ``model`` at ``margin`` on every second BIWI crop of ``seqs``, each set in a 3× blur-filled canvas."""
     est = HeadPoseEstimator(model, margin=margin, flip=flip)
-    files = sorted(f for s in seqs for f in (SHARED / "biwi_crops" / s).glob("*_rgb.jpg"))[::2]
-    pred, true, missed = [], [], 0
-    for f in files:
-        img = read_image(f)
-        h, w = img.shape[:2]
-        faces = est.predict(crop_padded(img, (-w, -h, 2 * w, 2 * h), "blur"))
-        if not faces:
-            missed += 1
-            continue
-        pred.append(faces.angles[0])
-        true.append(read_biwi_bin(f.with_name(f.name.replace("_rgb.jpg", "_pose.bin"))))
+    pred, true, n = [], [], 0
+    for canvas, pose in biwi_canvases(seqs):
+        n += 1
+        faces = est.predict(canvas)
+        if faces:
+            pred.append(faces.angles[0])
+            true.append(pose)
     e = np.abs(np.array(pred) - np.array(true)).mean(axis=0)
-    return {"n": len(files), "found": len(files) - missed, **dict(zip(("yaw", "pitch", "roll"), e)),
-            "mean": float(e.mean())}
+    return {"n": n, "found": len(pred), **dict(zip(("yaw", "pitch", "roll"), e)), "mean": float(e.mean())}
 
 
 def main() -> None:

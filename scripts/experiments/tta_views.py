@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,17 +26,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_selection import SELECTION  # noqa: E402
+from select_margin import SHARED, biwi_canvases  # noqa: E402
+
 from headpose import HeadPoseEstimator  # noqa: E402
 from headpose.data.items import read_image  # noqa: E402
-from headpose.data.labels import read_biwi_bin  # noqa: E402
-from headpose.data.mat import find, landmark_box, read_mat  # noqa: E402
-from headpose.data.npz import angle_filter, load_npz, nan_mae  # noqa: E402
-from headpose.detect import crop_face, crop_padded  # noqa: E402
+from headpose.data.mat import landmark_box, read_mat  # noqa: E402
+from headpose.data.npz import angle_filter, load_npz  # noqa: E402
+from headpose.detect import crop_face  # noqa: E402
+from headpose.evaluate import face_at, labelled_photos, mae_table  # noqa: E402
 from headpose.geometry import flip_ypr  # noqa: E402
 from headpose.runtime import open_model, prepare_input  # noqa: E402
-
-SELECTION = ("runs/data/aflw2000_a.npz", "runs/data/biwi_select.npz", "runs/data/wild_select.npz")
-SHARED = Path("../shared/data")
 
 
 def zoom_in(x: np.ndarray, z: float) -> np.ndarray:
@@ -50,7 +52,7 @@ def zoom_in(x: np.ndarray, z: float) -> np.ndarray:
 
 
 def mae(pred: np.ndarray, true: np.ndarray) -> float:
-    return float(np.nanmean(nan_mae(pred, true)))
+    return mae_table(pred, true)["mean"]
 
 
 def crops(model: str, zooms: list[float]) -> None:
@@ -60,9 +62,11 @@ def crops(model: str, zooms: list[float]) -> None:
         keep = np.flatnonzero(angle_filter(poses))
         x = prepare_input(np.asarray(images[keep]), runner.channels, runner.img_size)
         y = poses[keep]
-        one = {z: runner(zoom_in(x, z), batch_size=256) for z in [1.0, *zooms]}
-        mir = {z: flip_ypr(runner(zoom_in(x, z)[:, :, ::-1], batch_size=256)) for z in one}
-        pair = {z: (one[z] + mir[z]) / 2 for z in one}
+        one, pair = {}, {}
+        for z in [1.0, *zooms]:
+            xz = zoom_in(x, z)
+            one[z] = runner(xz, batch_size=256)
+            pair[z] = (one[z] + flip_ypr(runner(xz[:, :, ::-1], batch_size=256))) / 2
         row = [f"one pass {mae(one[1.0], y):.3f}", f"mirror-averaged {mae(pair[1.0], y):.3f}"]
         for z in zooms:
             row.append(f"zoom {z}: one pass {mae(one[z], y):.3f}, mirror-averaged {mae(pair[z], y):.3f}, "
@@ -73,26 +77,22 @@ def crops(model: str, zooms: list[float]) -> None:
 def photos(model: str, margins: list[float]) -> None:
     est = HeadPoseEstimator(model)
 
-    def read(img, centre=None):
-        faces = est.detector.detect(img)
-        if centre is not None:
-            faces = [f for f in faces if f.box[0] <= centre[0] <= f.box[2] and f.box[1] <= centre[1] <= f.box[3]]
-        if not faces:
+    def read(img, face):
+        if face is None:
             return None
-        box = max(faces, key=lambda f: f.score).box
-        return est.predict_crops(np.stack([crop_face(img, box, m, est.size) for m in margins]))
+        return est.predict_crops(np.stack([crop_face(img, face.box, m, est.size) for m in margins]))
 
     sets = {"AFLW2000 a photos": [], "BIWI 02 14 canvases": []}
-    for it in [it for it in find(SHARED / "aflw2000") if it.label][::2]:
+    for it in labelled_photos(SHARED / "aflw2000", "a"):
         pose, pt2d = read_mat(it.label)
         if np.abs(pose).max() <= 99:
             x0, y0, x1, y1 = landmark_box(pt2d)
-            sets["AFLW2000 a photos"].append((read(read_image(it.image), ((x0 + x1) / 2, (y0 + y1) / 2)), pose))
-    for f in sorted(f for s in ("02", "14") for f in (SHARED / "biwi_crops" / s).glob("*_rgb.jpg"))[::2]:
-        img = read_image(f)
-        h, w = img.shape[:2]
-        true = read_biwi_bin(f.with_name(f.name.replace("_rgb.jpg", "_pose.bin")))
-        sets["BIWI 02 14 canvases"].append((read(crop_padded(img, (-w, -h, 2 * w, 2 * h), "blur")), true))
+            img = read_image(it.image)
+            face = face_at(est.detector.detect(img), ((x0 + x1) / 2, (y0 + y1) / 2))
+            sets["AFLW2000 a photos"].append((read(img, face), pose))
+    for canvas, true in biwi_canvases(["02", "14"]):
+        faces = est.detector.detect(canvas)
+        sets["BIWI 02 14 canvases"].append((read(canvas, max(faces, key=lambda f: f.score) if faces else None), true))
     for name, rows in sets.items():
         found = [(p, t) for p, t in rows if p is not None]
         pred = np.array([p for p, _ in found])

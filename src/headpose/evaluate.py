@@ -69,6 +69,29 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
 YAW_BINS = ((0, 30), (30, 60), (60, 75), (75, 99))
 
 
+def labelled_photos(src, half: str | None = None) -> list:
+    """The photos of ``src`` that have a ``.mat`` label beside them, in name order (:func:`headpose.data.mat.find`);
+    ``half``: ``"a"`` / ``"b"``, only the even / odd ones (as ``headpose data halves``)."""
+    from headpose.data.mat import find
+
+    items = [it for it in find(Path(src)) if it.label]
+    if half is not None:
+        if half not in ("a", "b"):
+            raise HeadposeError(f"--half {half!r}: expected a or b")
+        items = items[("a", "b").index(half)::2]
+    if not items:
+        raise HeadposeError(f"{src}: no image with a .mat beside it")
+    return items
+
+
+def face_at(faces, point):
+    """The best-scoring of ``faces`` (anything with ``.box`` x0, y0, x1, y1 and ``.score``) whose box holds
+    ``point`` (x, y), or None: the face a labelled photo's landmarks belong to."""
+    x, y = point
+    hits = [f for f in faces if f.box[0] <= x <= f.box[2] and f.box[1] <= y <= f.box[3]]
+    return max(hits, key=lambda f: f.score) if hits else None
+
+
 def evaluate_photos(model, src, half: str | None = None, margin: float | None = None, detector: str = "full",
                     quiet: bool = False, json_out=None, flip: bool | None = None) -> dict:
     """End to end on labelled photos (AFLW2000 / 300W-LP layout: ``NAME.jpg`` + ``NAME.mat``): the detector,
@@ -83,15 +106,9 @@ def evaluate_photos(model, src, half: str | None = None, margin: float | None = 
 
     from headpose import HeadPoseEstimator
     from headpose.data.items import Skip, read_image
-    from headpose.data.mat import find, landmark_box, read_mat
+    from headpose.data.mat import landmark_box, read_mat
 
-    items = [it for it in find(Path(src)) if it.label]
-    if half is not None:
-        if half not in ("a", "b"):
-            raise HeadposeError(f"--half {half!r}: expected a or b")
-        items = items[("a", "b").index(half)::2]
-    if not items:
-        raise HeadposeError(f"{src}: no image with a .mat beside it")
+    items = labelled_photos(src, half)
     est = HeadPoseEstimator(model, detector=detector, margin=margin, flip=flip)
     pred, true, found, skipped = [], [], [], 0
     for it in tqdm(items, desc="evaluate photos", unit="img", disable=quiet, mininterval=0.5):
@@ -104,11 +121,10 @@ def evaluate_photos(model, src, half: str | None = None, margin: float | None = 
             continue
         if np.abs(pose).max() > ANGLE_LIMIT:
             continue
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        hits = [f for f in est.predict(image) if f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3]]
+        face = face_at(est.predict(image), ((x0 + x1) / 2, (y0 + y1) / 2))
         true.append(pose)
-        found.append(bool(hits))
-        pred.append(max(hits, key=lambda f: f.score).angles if hits else (np.nan,) * 3)
+        found.append(face is not None)
+        pred.append(face.angles if face is not None else (np.nan,) * 3)
     pred, true, found = np.array(pred, np.float32), np.array(true, np.float32), np.array(found)
     res = mae_table(pred[found], true[found])
     res["found"] = int(found.sum())
