@@ -376,16 +376,27 @@ def test_fused_batchnorm_trains_like_keras(biwi_npz):
     np.testing.assert_allclose(np.asarray(fast(x, training=False)), np.asarray(ref(x, training=False)), atol=1e-4)
 
 
-def test_bfloat16_training_saves_float32(tmp_path, biwi_npz):
-    """--precision bfloat16 learns, resumes in bfloat16, and its best.keras is a plain float32 model."""
+def test_cpu_bf16_flags_are_read():
+    from headpose.train import cpu_has_bf16
+
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n") is True
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse4_2 avx2 fma\n") is False  # AMD EPYC (Zen 3)
+    assert cpu_has_bf16("Features\t: fp asimd bf16 i8mm\n") is True  # Arm
+    assert cpu_has_bf16("") is None
+
+
+def test_bfloat16_training_saves_float32(tmp_path, biwi_npz, capsys):
+    """--precision bfloat16 learns, resumes in bfloat16, and its best.keras is a plain float32 model; on a CPU
+    without bfloat16 arithmetic the run says it would be faster in float32."""
     from headpose.model import load_model
-    from headpose.train import TrainConfig, train
+    from headpose.train import TrainConfig, cpu_has_bf16, train
 
     _, pose = load_npz(biwi_npz["val"])
     out = tmp_path / "bf16"
     cfg = TrainConfig(data=[str(biwi_npz["train"])], val=[str(biwi_npz["val"])], out=str(out), epochs=2,
                       batch_size=32, bn_momentum=0.9, seed=1, precision="bfloat16")
     train(cfg)
+    assert ("no bfloat16 arithmetic" in capsys.readouterr().err) == (cpu_has_bf16() is False)
     cfg.epochs = 3
     train(cfg, resume=True)
     state = json.loads((out / "state.json").read_text())

@@ -352,3 +352,37 @@ def test_data_subset_and_join(tmp_path, biwi_npz):
     assert np.array_equal(load_npz(both)[1], np.concatenate([yf, ys]))
     assert main(["data", "subset", str(biwi_npz["val"]), "--yaw", "150,160", "--out", str(few)]) == 2
     assert main(["data", "subset", str(few), str(side), "--n", "2", "--out", str(both)]) == 2
+
+
+def test_device_carry_round_trip(tmp_path, biwi_npz):
+    """scripts/device_data.py (sets carried to the GPU machine in ≤ 64 MiB calls): real BIWI crops and a
+    labels-only set on the same crops with masked (NaN) angles come back equal, array for array, from parts spread
+    over several carry folders; a missing folder is an error, not a short set."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from headpose.data.npz import save_npz
+
+    spec = importlib.util.spec_from_file_location("device_data", Path(__file__).parents[1] / "scripts" /
+                                                  "device_data.py")
+    dd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dd)
+    with np.load(biwi_npz["val"]) as d:
+        src = {k: d[k] for k in d.files}
+    taught = src["pose"] + 1.5
+    taught[::7, 1:] = np.nan
+    save_npz(tmp_path / "taught.npz", src["image"], taught)
+    dd.pack(tmp_path / "carry", [biwi_npz["val"], tmp_path / "taught.npz"], part_mb=0.3, carry_mb=0.7)
+    folders = sorted((tmp_path / "carry").glob("c*"))
+    assert len(folders) >= 2 and len(list((tmp_path / "carry").glob("c*/*.npz"))) >= 4
+    dd.unpack(tmp_path / "carry", tmp_path / "back")
+    for original, name in ((biwi_npz["val"], "val"), (tmp_path / "taught.npz", "taught")):
+        with np.load(original) as a, np.load(tmp_path / "back" / f"{name}.npz") as b:
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:
+                assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+    assert np.isnan(np.load(tmp_path / "back" / "taught.npz")["pose"][7, 1])
+    shutil.rmtree(next(f for f in folders if any(f.glob("val.p1.npz")) or any(f.glob("val.p2.npz"))))
+    with pytest.raises(SystemExit, match="val: .* images present"):
+        dd.unpack(tmp_path / "carry", tmp_path / "again")

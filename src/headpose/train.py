@@ -262,6 +262,22 @@ def plot_history(csv_path: Path, png_path: Path):
         plt.close(fig)
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU has bfloat16 arithmetic (x86 ``avx512_bf16`` or ``amx_bf16``, Arm ``bf16``), read from
+    ``cpuinfo`` (the text of ``/proc/cpuinfo`` when not given); None where that cannot be told."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags |= set(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"}) if flags else None
+
+
 def set_training_threads(keras) -> None:
     """On the TensorFlow backend, one core per conv stream (:func:`headpose.tfkernels.set_stream_threads`);
     call before TensorFlow starts."""
@@ -289,6 +305,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from headpose.model import build_model, dtype_policy, masked_mae, model_width, to_float32
 
     dtype_policy(cfg.precision)  # an unknown --precision fails before any data is read
+    if cfg.precision == "bfloat16" and keras.backend.backend() == "tensorflow" and cpu_has_bf16() is False:
+        print("note: this CPU has no bfloat16 arithmetic (avx512_bf16, amx_bf16): on it --precision bfloat16 "
+              "trains slower than float32 (README, Measured; headpose bench times both)", file=sys.stderr)
     out = Path(cfg.out)
     state_path = out / "state.json"
     start_epoch, best = 0, math.inf
@@ -340,7 +359,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 raise HeadposeError(f"{cfg.init}: {why}")
             model.set_weights(src.get_weights())
             print(f"starting from the weights of {cfg.init}")
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=masked_mae, jit_compile=False)
+        # XLA off on TensorFlow (slower on CPUs, `headpose bench`); Keras' default elsewhere: without it the JAX
+        # backend (a GPU machine's) runs each step eagerly, op by op
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=masked_mae,
+                      jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
 
     fuse_batchnorm(keras, model)
     twin = to_float32(model)  # best.keras is float32 whatever the training precision
