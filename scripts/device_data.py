@@ -94,6 +94,8 @@ def unpack(src: Path, out: Path, only: list[str] | None = None) -> None:
     for name, ps in sorted(parts.items(), key=lambda kv: kv[1][0]["meta"]["same_images_as"] is not None):
         meta = ps[0]["meta"]
         if meta["same_images_as"] is not None:
+            if meta["same_images_as"] not in images:
+                raise SystemExit(f"{name}: the images of {meta['same_images_as']}, which it shares, are not here")
             im = images[meta["same_images_as"]]
             extra = {k: v for k, v in ps[0].items() if k != "meta"}
         else:

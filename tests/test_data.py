@@ -383,6 +383,8 @@ def test_device_carry_round_trip(tmp_path, biwi_npz):
             for k in a.files:
                 assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
     assert np.isnan(np.load(tmp_path / "back" / "taught.npz")["pose"][7, 1])
+    with pytest.raises(SystemExit, match="taught: the images of val, which it shares, are not here"):
+        dd.unpack(tmp_path / "carry", tmp_path / "again", only=["taught"])
     shutil.rmtree(next(f for f in folders if any(f.glob("val.p1.npz")) or any(f.glob("val.p2.npz"))))
     with pytest.raises(SystemExit, match="val: .* images present"):
         dd.unpack(tmp_path / "carry", tmp_path / "again")
