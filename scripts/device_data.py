@@ -62,7 +62,7 @@ def pack(out: Path, sets: list[Path], part_mb: float, carry_mb: float) -> None:
                 size += len(blobs[end])
                 end += 1
             lens = np.array([len(b) for b in blobs[start:end]], np.int64)
-            part = {"meta": np.array(json.dumps({**meta, "start": start, "end": end})),
+            part = {"meta": np.array(json.dumps({**meta, "start": start})),
                     "blob": np.frombuffer(b"".join(blobs[start:end]), np.uint8), "lengths": lens}
             if k == 0:
                 part.update(arrays)

@@ -5,8 +5,8 @@ JAX with a GPU, no TensorFlow: ``KERAS_BACKEND=jax``), copying each run's ``best
     KERAS_BACKEND=jax python scripts/device_train.py configs/a.toml configs/b.toml --seconds 420 --workers 12 \\
         --copy-to "$OUT"
 
-Each run is ``headpose.train`` with its config, ``workers`` (input threads: the batches and their augmentation
-do not depend on it) overridden; a run still going when the budget ends is stopped, and what it saved so far
+Each run is ``headpose train --config CONFIG --workers N`` (input threads: the batches and their augmentation do
+not depend on them); a run still going when the budget ends is stopped, and what it saved so far
 (its best checkpoint) is copied. ``headpose train --resume RUN`` finishes a stopped run.
 """
 from __future__ import annotations
@@ -40,13 +40,12 @@ def main(argv=None) -> None:
             print(f"{config}: not started ({left:.0f} s left)", flush=True)
             continue
         out = Path(config_from(config=config).out)
-        code = (f"from headpose.train import config_from, train; "
-                f"train(config_from({{'workers': {a.workers}}}, config={config!r}))")
         t0 = time.monotonic()
         try:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                                         os.environ.get("PYTHONPATH")]))}
-            rc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=left).returncode
+            rc = subprocess.run([sys.executable, "-m", "headpose", "train", "--config", config, "--workers",
+                                 str(a.workers)], cwd=ROOT, env=env, timeout=left).returncode
         except subprocess.TimeoutExpired:
             rc = "stopped at the time budget"
         print(f"{config}: {rc} after {time.monotonic() - t0:.0f} s", flush=True)
