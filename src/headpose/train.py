@@ -87,6 +87,9 @@ class TrainConfig:
     balance: float = _setting(0.0, help="yaw balance: each epoch draws as many samples as there are, each with a "
                                         "chance proportional to (count of its 10° |yaw| bin)^-BALANCE (0: every "
                                         "sample once, the original; 1: every bin equally often)")
+    ema: float = _setting(0.0, help="Polyak averaging: validate and save best.keras with an exponential moving "
+                                    "average of the weights, this momentum per step (e.g. 0.999); training "
+                                    "steps and last.keras keep the raw weights. 0: off, the original")
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -297,6 +300,17 @@ def fuse_batchnorm(keras, model):
     return model
 
 
+def averaged_in(model) -> list | None:
+    """With an optimizer that keeps a moving average of the weights (``use_ema``, :attr:`TrainConfig.ema`): put
+    the average into ``model``'s trainable variables and return their raw values (to assign back); else None."""
+    opt = model.optimizer
+    if not getattr(opt, "use_ema", False) or not opt.iterations.numpy():
+        return None
+    raw = [v.numpy() for v in model.trainable_variables]
+    opt.finalize_variable_values(model.trainable_variables)
+    return raw
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) a run; returns the path of the best checkpoint."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -305,6 +319,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from headpose.model import build_model, dtype_policy, masked_mae, model_width, to_float32
 
     dtype_policy(cfg.precision)  # an unknown --precision fails before any data is read
+    if not 0.0 <= cfg.ema < 1.0:
+        raise HeadposeError(f"--ema must be in [0, 1), got {cfg.ema}")
     if cfg.precision == "bfloat16" and keras.backend.backend() == "tensorflow" and cpu_has_bf16() is False:
         print("note: this CPU has no bfloat16 arithmetic (avx512_bf16, amx_bf16): on it --precision bfloat16 "
               "trains slower than float32 (README, Measured; headpose bench times both)", file=sys.stderr)
@@ -361,7 +377,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             print(f"starting from the weights of {cfg.init}")
         # XLA off on TensorFlow (slower on CPUs, `headpose bench`); Keras' default elsewhere: without it the JAX
         # backend (a GPU machine's) runs each step eagerly, op by op
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=masked_mae,
+        adam = keras.optimizers.Adam(cfg.lr, use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99)
+        model.compile(optimizer=adam, loss=masked_mae,
                       jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
 
     fuse_batchnorm(keras, model)
@@ -387,6 +404,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             nonlocal best
             dt = time.perf_counter() - self.t0
             n_seen = len(train_seq) * train_seq.bs
+            raw = averaged_in(self.model)
             pred = self.model.predict(val_seq, verbose=0)
             mae = nan_mae(pred, y_val)
             rate = n_seen / dt
@@ -405,6 +423,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 if twin is not self.model:
                     twin.set_weights(self.model.get_weights())
                 _atomic_save(twin, out / "best.keras")
+            if raw is not None:  # back to the raw weights: training and last.keras go on from them
+                for v, value in zip(self.model.trainable_variables, raw):
+                    v.assign(value)
             _atomic_save(self.model, out / "last.keras")
             write_atomic(state_path, json.dumps({"epoch": epoch + 1, "best_val_mae": best}))
             plot_history(hist_csv, out / "history.png")
