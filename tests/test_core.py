@@ -479,6 +479,7 @@ def test_ema_saves_the_average_and_keeps_it_for_resume(tmp_path, biwi_npz):
     """`--ema`: best.keras holds the moving average of the weights, last.keras the raw ones. One epoch from the
     shipped lite model, momentum 0.97 over ~20 steps: the average still sits between the start and the raw weights
     (without --ema best is last after one epoch, see above), and last.keras keeps the average for --resume."""
+    from headpose.errors import HeadposeError
     from headpose.model import load_model
     from headpose.runtime import WEIGHTS
     from headpose.train import TrainConfig, train
@@ -504,5 +505,5 @@ def test_ema_saves_the_average_and_keeps_it_for_resume(tmp_path, biwi_npz):
     resumed.optimizer.finalize_variable_values(resumed.trainable_variables)  # its average, into the weights
     for a, b in zip((w.numpy() for w in resumed.trainable_weights), best):
         np.testing.assert_allclose(a, b, atol=1e-6)  # last.keras carries the average on
-    with pytest.raises(Exception, match="--ema must be in"):
+    with pytest.raises(HeadposeError, match="--ema must be in"):
         train(TrainConfig(data=cfg.data, val=cfg.val, out=str(tmp_path / "bad"), ema=1.0))

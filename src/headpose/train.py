@@ -377,7 +377,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             print(f"starting from the weights of {cfg.init}")
         # XLA off on TensorFlow (slower on CPUs, `headpose bench`); Keras' default elsewhere: without it the JAX
         # backend (a GPU machine's) runs each step eagerly, op by op
-        adam = keras.optimizers.Adam(cfg.lr, use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99)
+        adam = keras.optimizers.Adam(cfg.lr, use_ema=cfg.ema > 0, ema_momentum=cfg.ema)
         model.compile(optimizer=adam, loss=masked_mae,
                       jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
 
