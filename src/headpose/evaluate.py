@@ -181,3 +181,47 @@ def plot_error_vs_yaw(curves: dict, png: Path, bin_width: float = 10.0):
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+def error_by_yaw(yaw: np.ndarray, err: np.ndarray, bin_width: float = 15.0):
+    """Per-sample error (the mean over the known angles of ``err``, N×k) averaged in bins of |true yaw| from 0 to
+    the ±99° limit, the last bin closed at 99: ``(bin centres, mean error per bin (NaN if empty), counts)``."""
+    edges = np.append(np.arange(0, ANGLE_LIMIT, bin_width), ANGLE_LIMIT)
+    which = np.clip(np.digitize(np.abs(yaw), edges) - 1, 0, len(edges) - 2)
+    per_sample = np.nanmean(err, axis=1)
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    sums = np.bincount(which, weights=per_sample, minlength=len(edges) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (edges[:-1] + edges[1:]) / 2, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), counts
+
+
+def plot_models_vs_yaw(curves: dict, png: Path, bin_width: float = 15.0):
+    """Several models side by side: ``curves`` is ``{model: {test set: (true yaw, |error| N×k)}}``; one panel per
+    test set, one line per model (:func:`error_by_yaw`; the legend gives each model's MAE, as ``mae_table``), and
+    the samples per bin in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(next(iter(curves.values())))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        for i, (model, per_set) in enumerate(curves.items()):
+            yaw, err = per_set[name]
+            centres, m, counts = error_by_yaw(yaw, err, bin_width)
+            ax.plot(centres, m, marker="o", ms=3, label=f"{model} ({np.nanmean(np.nanmean(err, axis=0)):.2f})")
+            if i == 0:
+                for c, n in zip(centres, counts):
+                    ax.annotate(str(n), (c, 0), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7,
+                                color="gray")
+        ax.set_title(Path(name).name)
+        ax.set_xlabel("|true yaw| (degrees); grey: samples per bin")
+        ax.set_ylabel("mean absolute error (degrees)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
