@@ -187,22 +187,29 @@ def test_evaluate_all_formats(exported, biwi_npz, tmp_path):
 
 
 def test_error_by_yaw_bins_every_sample(biwi_npz, tmp_path):
-    """The model card's figure: every sample lands in one bin of |yaw| (±99° in the last), and the bins' means
-    weighted by their counts give back the overall mean error; the comparison plot is written."""
-    from headpose.evaluate import error_by_yaw, plot_models_vs_yaw, predict_npz
+    """The comparison figure (`headpose evaluate --model A B --plot`, the model card's): every sample lands in
+    one bin of |yaw| (±99° in the last), and the bins' means weighted by their counts give back the mean error;
+    two models on one file give a table each in the JSON (the seed's .h5 and .tflite: the same numbers)."""
+    from headpose.cli import main
+    from headpose.evaluate import error_by_yaw, predict_npz
 
     _, _, counts = error_by_yaw(np.array([0.0, -14.9, 15.0, 98.0, 99.0, -99.0]), np.ones((6, 3)))
     assert counts.tolist() == [2, 1, 0, 0, 0, 0, 3]
-    curves = {}
-    for name, path in (("h5", SEED_H5), ("tflite", SEED_TFLITE)):
-        pred, true = predict_npz(open_model(path), biwi_npz["val"])
-        err = np.abs(pred - true)
-        centres, mean, counts = error_by_yaw(true[:, 0], err)
-        assert counts.sum() == len(true) and np.isclose(np.nansum(mean * counts) / len(true), err.mean(), atol=1e-4)
-        assert np.isnan(mean[counts == 0]).all() and (centres[1:] > centres[:-1]).all()
-        curves[name] = {"BIWI": (true[:, 0], err), "BIWI yaw": (true[:, 0], err[:, :1])}
-    plot_models_vs_yaw(curves, tmp_path / "m.png")
-    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    pred, true = predict_npz(open_model(SEED_TFLITE), biwi_npz["val"])
+    err = np.abs(pred - true)
+    centres, mean, counts = error_by_yaw(true[:, 0], err)
+    assert counts.sum() == len(true) and np.isclose(np.nansum(mean * counts) / len(true), err.mean(), atol=1e-4)
+    assert np.isnan(mean[counts == 0]).all() and (centres[1:] > centres[:-1]).all()
+    data = str(biwi_npz["val"])
+    args = ["evaluate", "--model", SEED_H5, SEED_TFLITE, "--data", data, "--json", tmp_path / "c.json", "--plot",
+            tmp_path / "c.png"]
+    assert main(list(map(str, args))) == 0
+    res = json.loads((tmp_path / "c.json").read_text())
+    h5, tflite = str(SEED_H5), str(SEED_TFLITE)
+    assert list(res) == [h5, tflite]
+    assert abs(res[h5][data]["mean"] - res[tflite][data]["mean"]) < 0.01
+    assert abs(res[tflite][data]["mean"] - float(err.mean())) < 0.01
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- evaluate ------------------------------------------------------------------------------------------
     e = sub.add_parser("evaluate", help="MAE per angle of a model on .npz test sets")
-    e.add_argument("--model", required=True, help=".keras, .h5, .tflite or .onnx, or a bundled model: " + BUNDLED_HELP)
+    e.add_argument("--model", nargs="+", required=True, help=".keras, .h5, .tflite or .onnx, or a bundled model: "
+                   + BUNDLED_HELP + "; several to compare them (one table each, one plot with a line each)")
     e.add_argument("--data", nargs="+", help="test .npz files")
     e.add_argument("--photos", help="end to end: a folder of photos with .mat labels (AFLW2000 layout), through the "
                                     "face detector as predict runs it; reports faces missed per yaw bin")
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--grey", action="store_true", help="with --data: score grey copies of the crops (a grey or "
                                                         "near-infrared camera's view)")
     e.add_argument("--json", help="write the results as JSON")
-    e.add_argument("--plot", help="PNG: absolute error against true yaw")
+    e.add_argument("--plot", help="PNG: absolute error against true yaw (several models: side by side, per bin of "
+                                  "|yaw|)")
     e.add_argument("--batch-size", type=int, default=64)
 
     # --- export --------------------------------------------------------------------------------------------
@@ -235,17 +237,22 @@ def dispatch(a: argparse.Namespace) -> int:
         train_from_settings({f.name: getattr(a, f.name) for f in fields(TrainConfig)}, config=a.config,
                             resume=a.resume)
     elif cmd == "evaluate":
-        from headpose.evaluate import evaluate
+        from headpose.evaluate import evaluate, evaluate_models
 
         if not a.data and not a.photos:
             raise HeadposeError("give test sets (--data A.npz ...) and/or labelled photos (--photos DIR)")
-        if a.data:
-            evaluate(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size, grey=a.grey,
+        if a.photos and len(a.model) > 1:
+            raise HeadposeError("--photos takes one --model at a time")
+        if a.data and len(a.model) > 1:
+            evaluate_models(a.model, a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size, grey=a.grey,
+                            flip=a.flip)
+        elif a.data:
+            evaluate(a.model[0], a.data, json_out=a.json, plot=a.plot, batch_size=a.batch_size, grey=a.grey,
                      flip=a.flip)
         if a.photos:
             from headpose.evaluate import evaluate_photos
 
-            evaluate_photos(a.model, a.photos, half=a.half, margin=a.margin, flip=a.flip,
+            evaluate_photos(a.model[0], a.photos, half=a.half, margin=a.margin, flip=a.flip,
                             json_out=None if a.data else a.json)
     elif cmd == "soup":
         from headpose.train import average_weights

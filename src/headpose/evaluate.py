@@ -50,12 +50,7 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
     ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops; ``flip``: with
     mirror averaging (:class:`headpose.runtime.FlipAverage`; ``None``: as the model's card says)."""
-    runner = open_model(model, flip=flip) if isinstance(model, (str, os.PathLike)) else model
-    results, curves = {}, {}
-    for path in data:
-        pred, true = predict_npz(runner, path, batch_size, grey=grey)
-        results[str(path)] = mae_table(pred, true)
-        curves[str(path)] = (true[:, 0], np.abs(pred - true))
+    results, curves = _score(model, data, batch_size, grey, flip)
     if not quiet:
         title = f"{model}{' (grey copies)' if grey else ''}" if isinstance(model, (str, os.PathLike)) else None
         print(format_table(results, title=title))
@@ -63,6 +58,34 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
         write_atomic(json_out, json.dumps(results, indent=2))
     if plot:
         plot_error_vs_yaw(curves, Path(plot))
+    return results
+
+
+def _score(model, data: list, batch_size: int, grey: bool, flip: bool | None) -> tuple[dict, dict]:
+    runner = open_model(model, flip=flip) if isinstance(model, (str, os.PathLike)) else model
+    results, curves = {}, {}
+    for path in data:
+        pred, true = predict_npz(runner, path, batch_size, grey=grey)
+        results[str(path)] = mae_table(pred, true)
+        curves[str(path)] = (true[:, 0], np.abs(pred - true))
+    return results, curves
+
+
+def evaluate_models(models: list, data: list, json_out=None, plot=None, batch_size: int = 64, quiet: bool = False,
+                    grey: bool = False, flip: bool | None = None) -> dict:
+    """Several models on the same test files (``headpose evaluate --model A B ...``): each one's table, then
+    ``{model: {file: results}}``; ``plot``: one panel per file, one line per model, error per bin of |yaw|
+    (:func:`plot_models_vs_yaw`)."""
+    results, curves = {}, {}
+    for m in models:
+        results[str(m)], per_file = _score(m, data, batch_size, grey, flip)
+        curves[str(m)] = per_file
+        if not quiet:
+            print(format_table(results[str(m)], title=f"{m}{' (grey copies)' if grey else ''}"))
+    if json_out:
+        write_atomic(json_out, json.dumps(results, indent=2))
+    if plot:
+        plot_models_vs_yaw(curves, Path(plot))
     return results
 
 
