@@ -135,6 +135,19 @@ MUTATIONS = [
              "if part_path(self.store, list(items.values())).exists():", "if False:",
              ("tests/test_ray.py::test_worker_crash_after_writing_writes_no_row_twice",),
              "Ray engine: a batch retried after its worker wrote its rows and died is written again, item by item"),
+    Mutation("ema-best-from-raw", "src/headpose/train.py",
+             "raw = averaged_in(self.model)", "raw = None",
+             ("tests/test_core.py::test_ema_saves_the_average_and_keeps_it_for_resume",),
+             "--ema: validation and best.keras read the raw weights, not the moving average"),
+    Mutation("ema-raw-not-restored", "src/headpose/train.py",
+             "if raw is not None:  # back to the raw weights", "if False:  # back to the raw weights",
+             ("tests/test_core.py::test_ema_saves_the_average_and_keeps_it_for_resume",),
+             "--ema: the average stays in the model after validation, so training and last.keras go on from it"),
+    Mutation("yaw-bins-drop-99", "src/headpose/evaluate.py",
+             "which = np.clip(np.digitize(np.abs(yaw), edges) - 1, 0, len(edges) - 2)",
+             "which = np.digitize(np.abs(yaw), edges) - 1",
+             ("tests/test_core.py::test_error_by_yaw_bins_every_sample",),
+             "error per bin of |yaw|: a sample at exactly ±99° falls outside the last bin"),
 ]
 
 

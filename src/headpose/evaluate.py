@@ -214,8 +214,7 @@ def error_by_yaw(yaw: np.ndarray, err: np.ndarray, bin_width: float = 15.0):
     per_sample = np.nanmean(err, axis=1)
     counts = np.bincount(which, minlength=len(edges) - 1)
     sums = np.bincount(which, weights=per_sample, minlength=len(edges) - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (edges[:-1] + edges[1:]) / 2, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), counts
+    return (edges[:-1] + edges[1:]) / 2, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), counts
 
 
 def plot_models_vs_yaw(curves: dict, png: Path, bin_width: float = 15.0):
