@@ -50,10 +50,7 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
     ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops; ``flip``: with
     mirror averaging (:class:`headpose.runtime.FlipAverage`; ``None``: as the model's card says)."""
-    results, curves = _score(model, data, batch_size, grey, flip)
-    if not quiet:
-        title = f"{model}{' (grey copies)' if grey else ''}" if isinstance(model, (str, os.PathLike)) else None
-        print(format_table(results, title=title))
+    results, curves = _score(model, data, batch_size, grey, flip, quiet)
     if json_out:
         write_atomic(json_out, json.dumps(results, indent=2))
     if plot:
@@ -61,13 +58,17 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
     return results
 
 
-def _score(model, data: list, batch_size: int, grey: bool, flip: bool | None) -> tuple[dict, dict]:
-    runner = open_model(model, flip=flip) if isinstance(model, (str, os.PathLike)) else model
+def _score(model, data: list, batch_size: int, grey: bool, flip: bool | None, quiet: bool) -> tuple[dict, dict]:
+    """Each test file's results and (true yaw, |error|); unless ``quiet``, the model's table printed."""
+    named = isinstance(model, (str, os.PathLike))
+    runner = open_model(model, flip=flip) if named else model
     results, curves = {}, {}
     for path in data:
         pred, true = predict_npz(runner, path, batch_size, grey=grey)
         results[str(path)] = mae_table(pred, true)
         curves[str(path)] = (true[:, 0], np.abs(pred - true))
+    if not quiet:
+        print(format_table(results, title=f"{model}{' (grey copies)' if grey else ''}" if named else None))
     return results, curves
 
 
@@ -78,10 +79,7 @@ def evaluate_models(models: list, data: list, json_out=None, plot=None, batch_si
     (:func:`plot_models_vs_yaw`)."""
     results, curves = {}, {}
     for m in models:
-        results[str(m)], per_file = _score(m, data, batch_size, grey, flip)
-        curves[str(m)] = per_file
-        if not quiet:
-            print(format_table(results[str(m)], title=f"{m}{' (grey copies)' if grey else ''}"))
+        results[str(m)], curves[str(m)] = _score(m, data, batch_size, grey, flip, quiet)
     if json_out:
         write_atomic(json_out, json.dumps(results, indent=2))
     if plot:
