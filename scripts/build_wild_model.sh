@@ -2,6 +2,7 @@
 # Rebuild the shipped in-the-wild models from ../shared/data, end to end:
 #   bash scripts/build_wild_model.sh            # data, profiled renders, the full model (headpose_ssrnet_mt.*)
 #   bash scripts/build_wild_model.sh --lite     # then the lite model (width 0.5: headpose_ssrnet_mt_lite.*)
+#   bash scripts/build_wild_model.sh --data     # only the packed sets the recipes read (runs/data), then stop
 # Starts from the previous shipped models (render-pretrained, BIWI fine-tuned): scripts/build_shipped_model.sh makes
 # them first when runs/ lacks them (about 15 minutes each).
 # Selection data (checkpoints, recipes): AFLW2000 half a, BIWI 02 14, aflw_wild block p13.
@@ -9,7 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LITE=0
-if [ "${1:-}" = "--lite" ]; then LITE=1; elif [ -n "${1:-}" ]; then echo "usage: $0 [--lite]" >&2; exit 2; fi
+DATA_ONLY=0
+case "${1:-}" in
+    --lite) LITE=1 ;;
+    --data) DATA_ONLY=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--lite | --data]" >&2; exit 2 ;;
+esac
 D=runs/data
 P=runs/prof
 mkdir -p "$D" "$P/photos"
@@ -43,6 +50,13 @@ done
     headpose data subset "$D/aflw2000_a.npz" --n 200 --out "$D/calib_a.npz"
     headpose data subset "$D/biwi_select.npz" --n 200 --out "$D/calib_biwi.npz"
     headpose data subset "$D/calib_a.npz" "$D/calib_biwi.npz" --out "$D/calib_mix.npz"; }
+
+# the shipped full model's mirror-averaged answers (a teacher for the lite model's last cycles) on the aflw_wild
+# training crops and on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3)
+[ -f "$D/faces.npz" ] || headpose prepare faces --src ../shared/data/faces --out "$D/faces.npz" --size 64 --margin 0.3
+[ -f "$D/wild_train_t10.npz" ] || headpose data label "$D/wild_train.npz" --model full --out "$D/wild_train_t10.npz"
+[ -f "$D/faces_t10.npz" ] || headpose data label "$D/faces.npz" --model full --out "$D/faces_t10.npz"
+[ "$DATA_ONLY" = 1 ] && { echo "data ready in $D (the profiled renders of configs/wild.toml are made without --data)"; exit 0; }
 
 # --- 300W-LP-style profiling (an ablation: configs/wild.toml; the shipped recipe does not use it): 4,000 training faces of aflw_wild within ±40° of yaw (configs/wild_profile_photos.txt)
 #     → textured meshes → 8 renders each at random poses (yaw ±90, pitch ±60, roll ±45), cropped at the wild scale
@@ -79,9 +93,6 @@ if [ "$LITE" = 1 ]; then
     # then two cycles distilled from the shipped full model, each from that average (wild_lite_bL7d, and
     # wild_lite_bL8d with BIWI listed twice): the full model's mirror-averaged answers on the aflw_wild training crops
     # and on 7,924 unlabelled UTKFace faces beside the real labels; the three averaged
-    [ -f "$D/faces.npz" ] || headpose prepare faces --src ../shared/data/faces --out "$D/faces.npz" --size 64 --margin 0.3
-    [ -f "$D/wild_train_t10.npz" ] || headpose data label "$D/wild_train.npz" --model full --out "$D/wild_train_t10.npz"
-    [ -f "$D/faces_t10.npz" ] || headpose data label "$D/faces.npz" --model full --out "$D/faces_t10.npz"
     [ -f runs/wild_lite_bL7d/best.keras ] || headpose train --config configs/wild_lite_bL7d.toml
     [ -f runs/wild_lite_bL8d/best.keras ] || headpose train --config configs/wild_lite_bL8d.toml
     headpose soup --model runs/lite_cand/soup_bL4_bL6.keras runs/wild_lite_bL7d/best.keras runs/wild_lite_bL8d/best.keras \
