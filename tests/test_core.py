@@ -501,6 +501,48 @@ def test_soup_averages_weights(tmp_path, biwi_npz):
     assert r.returncode == 2 and "not the same network" in r.stderr
 
 
+def test_freeze_streams_trains_the_heads_only(tmp_path, biwi_npz):
+    """`--freeze-streams`: from the shipped lite model, the two conv streams (weights and batch-norm statistics)
+    leave training exactly as they came in, in best.keras and last.keras and after --resume, while every stage head
+    moves; without --init it is refused before any data is read."""
+    from headpose.errors import HeadposeError
+    from headpose.model import load_model, stream_layers
+    from headpose.runtime import WEIGHTS
+    from headpose.train import TrainConfig, train
+
+    init = WEIGHTS / "headpose_ssrnet_mt_lite.keras"
+    img, pose = load_npz(biwi_npz["train"], mmap=False)
+    save_npz(tmp_path / "train.npz", img[::4], pose[::4])  # ~10 steps an epoch
+    cfg = TrainConfig(data=[str(tmp_path / "train.npz")], val=[str(biwi_npz["val"])], out=str(tmp_path / "r"),
+                      epochs=1, batch_size=32, lr=1e-3, width=0.5, init=str(init), freeze_streams=True, seed=4)
+    train(cfg)
+
+    def by_layer(path):
+        m = load_model(path)
+        streams = {layer.name for layer in stream_layers(m)}
+        assert len(streams) == 28  # 7 separable convs and 7 batch norms in each of the two streams
+        return ({(layer.name, i): w.numpy() for layer in m.layers for i, w in enumerate(layer.weights)}, streams)
+
+    w0, streams = by_layer(init)
+    cfg.epochs = 2
+    for path in (tmp_path / "r/best.keras", tmp_path / "r/last.keras", None):
+        if path is None:  # resumed for a second epoch: the streams stay frozen
+            train(cfg, resume=True)
+            path = tmp_path / "r/last.keras"
+        w, _ = by_layer(path)
+        for key, value in w.items():
+            if key[0] in streams:
+                np.testing.assert_array_equal(value, w0[key], err_msg=f"{path.name}: {key}")
+        heads = {name for name, _ in w if name.startswith(("stage", "delta_s", "local_delta"))}
+        moved = {name for (name, i), value in w.items() if name in heads and not np.array_equal(value, w0[name, i])}
+        assert moved == heads, sorted(heads - moved)
+    state = json.loads((tmp_path / "r/state.json").read_text())
+    _, pose = load_npz(biwi_npz["val"])
+    assert state["epoch"] == 2 and state["best_val_mae"] < 0.5 * float(np.abs(pose).mean())
+    with pytest.raises(HeadposeError, match="--freeze-streams keeps the conv streams"):
+        train(TrainConfig(data=["missing.npz"], val=cfg.val, out=str(tmp_path / "bad"), freeze_streams=True))
+
+
 def test_ema_saves_the_average_and_keeps_it_for_resume(tmp_path, biwi_npz):
     """`--ema`: best.keras holds the moving average of the weights, last.keras the raw ones. One epoch from the
     shipped lite model, momentum 0.97 over ~20 steps: the average still sits between the start and the raw weights

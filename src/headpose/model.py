@@ -11,9 +11,11 @@ Backend-neutral Keras 3 (no TensorFlow import here).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from headpose.errors import HeadposeError
@@ -98,6 +100,24 @@ def _stream(x, act: str, pool, prefix: str, bn_momentum: float, dtype: str, widt
             taps.append(x)
     taps.append(x)
     return taps  # [layer1, layer2, layer3, layer4]
+
+
+def stream_layers(model: keras.Model) -> list:
+    """The layers of the two conv streams (separable convs and their batch norms, ``x_*`` and ``s_*``): the
+    feature extractor, as opposed to the stage heads (1×1 convs, dense layers) and the fusion."""
+    return [layer for layer in model.layers if re.fullmatch(r"[xs]_(sep|bn)\d+", layer.name)]
+
+
+def freeze_streams(model: keras.Model) -> int:
+    """Freeze the two conv streams of ``model`` (:func:`stream_layers`): their weights stop training and their
+    batch norms run on their moving statistics, so only the stage heads learn. Call before ``compile``.
+    Returns the number of weights frozen."""
+    frozen = stream_layers(model)
+    if not frozen:
+        raise HeadposeError(f"{model.name}: no conv-stream layers (x_sep1 ...) to freeze")
+    for layer in frozen:
+        layer.trainable = False
+    return sum(int(np.prod(w.shape)) for layer in frozen for w in layer.weights)
 
 
 def build_model(img_size: int = 64, channels: int = 3, stage_num=(3, 3, 3), lambda_d: float = 1.0,

@@ -90,6 +90,9 @@ class TrainConfig:
     ema: float = _setting(0.0, help="Polyak averaging: validate and save best.keras with an exponential moving "
                                     "average of the weights, this momentum per step (e.g. 0.999); training "
                                     "steps and last.keras keep the raw weights. 0: off, the original")
+    freeze_streams: bool = _setting(False, help="train only the stage heads (1x1 convs, dense layers) of the --init "
+                                                "model; its two conv streams and their batch-norm statistics stay "
+                                                "fixed: adapting to a little new data, with faster steps")
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
@@ -316,11 +319,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from headpose.model import build_model, dtype_policy, masked_mae, model_width, to_float32
+    from headpose.model import build_model, dtype_policy, freeze_streams, masked_mae, model_width, to_float32
 
     dtype_policy(cfg.precision)  # an unknown --precision fails before any data is read
     if not 0.0 <= cfg.ema < 1.0:
         raise HeadposeError(f"--ema must be in [0, 1), got {cfg.ema}")
+    if cfg.freeze_streams and not (cfg.init or resume):
+        raise HeadposeError("--freeze-streams keeps the conv streams of a trained model: give it with --init")
     if cfg.precision == "bfloat16" and keras.backend.backend() == "tensorflow" and cpu_has_bf16() is False:
         print("note: this CPU has no bfloat16 arithmetic (avx512_bf16, amx_bf16): on it --precision bfloat16 "
               "trains slower than float32 (README, Measured; headpose bench times both)", file=sys.stderr)
@@ -375,6 +380,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 raise HeadposeError(f"{cfg.init}: {why}")
             model.set_weights(src.get_weights())
             print(f"starting from the weights of {cfg.init}")
+        if cfg.freeze_streams:
+            n = freeze_streams(model)
+            print(f"conv streams frozen ({n:,} weights); training the stage heads only")
         # XLA off on TensorFlow (slower on CPUs, `headpose bench`); Keras' default elsewhere: without it the JAX
         # backend (a GPU machine's) runs each step eagerly, op by op
         adam = keras.optimizers.Adam(cfg.lr, use_ema=cfg.ema > 0, ema_momentum=cfg.ema)
