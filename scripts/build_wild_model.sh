@@ -80,7 +80,7 @@ MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged')")
+           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged; then three more such cycles from that average (seeds 8, 10, 11), the four averaged')")
 if [ "$LITE" = 1 ]; then
     # two cycles of 50 epochs from the previous lite model (blur-filled crops): wild_lite_bL3 (seed 4), then
     # wild_lite_bL4 from its result at the first learning rate again (seed 5); then 24 epochs from bL4's result at
@@ -106,7 +106,7 @@ if [ "$LITE" = 1 ]; then
 fi
 # one run of 42 epochs from the previous full model (blur-filled crops, seed 3), then three cycles of 24 more, each
 # from the previous one's result at a third of the first learning rate (wild_b1L4, wild_b1L5, wild_b1L6; seeds 5, 6,
-# 7), the last two averaged (headpose soup); the model reads each face with its mirror image by default (--flip: the
+# 7), the last two averaged (headpose soup), then the cycles below; the model reads each face with its mirror image by default (--flip: the
 # card's flip). wild_b1L6 alone read the selection crops better and the selection photos end to end worse; the
 # earlier cycles, other soups and session 6's soup of four shorter runs read the selection data worse (README)
 [ -f runs/wild_b1L2/best.keras ] || headpose train --config configs/wild_b1L2.toml
@@ -114,6 +114,11 @@ fi
 [ -f runs/wild_b1L5/best.keras ] || headpose train --config configs/wild_b1L5.toml
 [ -f runs/wild_b1L6/best.keras ] || headpose train --config configs/wild_b1L6.toml
 headpose soup --model runs/wild_b1L5/best.keras runs/wild_b1L6/best.keras --out runs/full_cand/soup_b1L5_b1L6.keras
-python scripts/ship_model.py runs/full_cand/soup_b1L5_b1L6.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
+# then three more cycles of that recipe, each from that average (wild_b1L8, wild_b1L10, wild_b1L11; seeds 8, 10, 11),
+# averaged with it (session 16: the one soup declared before reading their results)
+for s in 8 10 11; do [ -f "runs/wild_b1L$s/best.keras" ] || headpose train --config "configs/wild_b1L$s.toml"; done
+headpose soup --model runs/full_cand/soup_b1L5_b1L6.keras runs/wild_b1L8/best.keras runs/wild_b1L10/best.keras \
+    runs/wild_b1L11/best.keras --out runs/full_cand/ship_L8_L10_L11.keras
+python scripts/ship_model.py runs/full_cand/ship_L8_L10_L11.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"
