@@ -52,7 +52,9 @@ done
     headpose data subset "$D/calib_a.npz" "$D/calib_biwi.npz" --out "$D/calib_mix.npz"; }
 
 # the shipped full model's mirror-averaged answers (a teacher for the lite model's last cycles) on the aflw_wild
-# training crops and on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3)
+# training crops and on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3). The shipped lite model learned
+# from session 10's full model (the weights of commit 0d029dd): to rebuild it exactly, label with those weights
+# (git show 0d029dd:src/headpose/weights/headpose_ssrnet_mt.keras > teacher.keras; --model teacher.keras --flip)
 [ -f "$D/faces.npz" ] || headpose prepare faces --src ../shared/data/faces --out "$D/faces.npz" --size 64 --margin 0.3
 [ -f "$D/wild_train_t10.npz" ] || headpose data label "$D/wild_train.npz" --model full --out "$D/wild_train_t10.npz"
 [ -f "$D/faces_t10.npz" ] || headpose data label "$D/faces.npz" --model full --out "$D/faces_t10.npz"
@@ -80,7 +82,7 @@ MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged; then three more such cycles from that average (seeds 8, 10, 11), the four averaged')")
+           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged; then 50 epochs from that average on the same data at learning rate 1e-3 again (a warm restart, seed 16)' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged; then three more such cycles from that average (seeds 8, 10, 11), the four averaged')")
 if [ "$LITE" = 1 ]; then
     # two cycles of 50 epochs from the previous lite model (blur-filled crops): wild_lite_bL3 (seed 4), then
     # wild_lite_bL4 from its result at the first learning rate again (seed 5); then 24 epochs from bL4's result at
@@ -97,7 +99,10 @@ if [ "$LITE" = 1 ]; then
     [ -f runs/wild_lite_bL8d/best.keras ] || headpose train --config configs/wild_lite_bL8d.toml
     headpose soup --model runs/lite_cand/soup_bL4_bL6.keras runs/wild_lite_bL7d/best.keras runs/wild_lite_bL8d/best.keras \
         --out runs/lite_cand/soup_s10_7d_8d.keras
-    python scripts/ship_model.py runs/lite_cand/soup_s10_7d_8d.keras --name headpose_ssrnet_mt_lite \
+    # then a warm restart from that average on the same taught data: 50 epochs at 1e-3 (÷10 at 42 and 47, seed 16;
+    # session 16), its best epoch shipped
+    [ -f runs/wild_lite_bL16d/best.keras ] || headpose train --config configs/wild_lite_bL16d.toml
+    python scripts/ship_model.py runs/wild_lite_bL16d/best.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE" \
