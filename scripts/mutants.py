@@ -148,6 +148,11 @@ MUTATIONS = [
              "which = np.digitize(np.abs(yaw), edges) - 1",
              ("tests/test_core.py::test_error_by_yaw_bins_every_sample",),
              "error per bin of |yaw|: a sample at exactly ±99° falls outside the last bin"),
+    Mutation("freeze-streams-bn-trains", "src/headpose/model.py",
+             r'return [layer for layer in model.layers if re.fullmatch(r"[xs]_(sep|bn)\d+", layer.name)]',
+             r'return [layer for layer in model.layers if re.fullmatch(r"[xs]_sep\d+", layer.name)]',
+             ("tests/test_core.py::test_freeze_streams_trains_the_heads_only",),
+             "--freeze-streams: the streams' batch norms keep training (their statistics and scales move)"),
 ]
 
 
