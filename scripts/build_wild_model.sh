@@ -51,13 +51,18 @@ done
     headpose data subset "$D/biwi_select.npz" --n 200 --out "$D/calib_biwi.npz"
     headpose data subset "$D/calib_a.npz" "$D/calib_biwi.npz" --out "$D/calib_mix.npz"; }
 
-# the shipped full model's mirror-averaged answers (a teacher for the lite model's last cycles) on the aflw_wild
-# training crops and on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3). The shipped lite model learned
-# from session 10's full model (the weights of commit 0d029dd): to rebuild it exactly, label with those weights
-# (git show 0d029dd:src/headpose/weights/headpose_ssrnet_mt.keras > teacher.keras; --model teacher.keras --flip)
+# a full model's mirror-averaged answers (a teacher for the lite model's cycles) on the aflw_wild training crops and
+# on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3): *_t10 from session 10's full model (wild_b1L5 +
+# wild_b1L6 averaged; the full chain below makes it, or the weights committed at 0d029dd), which taught
+# wild_lite_bL7d, bL8d and bL16d; *_t16 from session 16's (the shipped full model), which taught wild_lite_bL18d
+T10=runs/full_cand/soup_b1L5_b1L6.keras
 [ -f "$D/faces.npz" ] || headpose prepare faces --src ../shared/data/faces --out "$D/faces.npz" --size 64 --margin 0.3
-[ -f "$D/wild_train_t10.npz" ] || headpose data label "$D/wild_train.npz" --model full --out "$D/wild_train_t10.npz"
-[ -f "$D/faces_t10.npz" ] || headpose data label "$D/faces.npz" --model full --out "$D/faces_t10.npz"
+[ -f "$D/wild_train_t10.npz" ] && [ -f "$D/faces_t10.npz" ] || [ -f "$T10" ] || {
+    mkdir -p runs/full_cand; git show 0d029dd:src/headpose/weights/headpose_ssrnet_mt.keras > "$T10"; }
+for src in wild_train faces; do
+    [ -f "$D/${src}_t10.npz" ] || headpose data label "$D/$src.npz" --model "$T10" --flip --out "$D/${src}_t10.npz"
+    [ -f "$D/${src}_t16.npz" ] || headpose data label "$D/$src.npz" --model full --out "$D/${src}_t16.npz"
+done
 [ "$DATA_ONLY" = 1 ] && { echo "data ready in $D (the profiled renders of configs/wild.toml are made without --data)"; exit 0; }
 
 # --- 300W-LP-style profiling (an ablation: configs/wild.toml; the shipped recipe does not use it): 4,000 training faces of aflw_wild within ±40° of yaw (configs/wild_profile_photos.txt)
