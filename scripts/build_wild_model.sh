@@ -52,16 +52,22 @@ done
     headpose data subset "$D/calib_a.npz" "$D/calib_biwi.npz" --out "$D/calib_mix.npz"; }
 
 # a full model's mirror-averaged answers (a teacher for the lite model's cycles) on the aflw_wild training crops and
-# on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3): *_t10 from session 10's full model (wild_b1L5 +
-# wild_b1L6 averaged; the full chain below makes it, or the weights committed at 0d029dd), which taught
-# wild_lite_bL7d, bL8d and bL16d; *_t16 from session 16's (the shipped full model), which taught wild_lite_bL18d
-T10=runs/full_cand/soup_b1L5_b1L6.keras
+# on 7,924 unlabelled UTKFace faces (detector crops at margin 0.3), each set labelled by the model that taught its
+# runs: *_t10 by session 10's full model (wild_b1L5 + wild_b1L6 averaged), which taught wild_lite_bL7d, bL8d and
+# bL16d; *_t16 by session 16's (the shipped four-run average), which taught wild_lite_bL18d. The full chain below
+# makes both files; without them, the weights as committed then (0d029dd, 49e35d2) are taken from git.
+teacher() {  # teacher FILE COMMIT
+    [ -f "$1" ] || { mkdir -p "$(dirname "$1")"
+        git show "$2:src/headpose/weights/headpose_ssrnet_mt.keras" > "$1.tmp" && mv "$1.tmp" "$1" || { rm -f "$1.tmp"; return 1; }; }
+}
 [ -f "$D/faces.npz" ] || headpose prepare faces --src ../shared/data/faces --out "$D/faces.npz" --size 64 --margin 0.3
-[ -f "$D/wild_train_t10.npz" ] && [ -f "$D/faces_t10.npz" ] || [ -f "$T10" ] || {
-    mkdir -p runs/full_cand; git show 0d029dd:src/headpose/weights/headpose_ssrnet_mt.keras > "$T10"; }
-for src in wild_train faces; do
-    [ -f "$D/${src}_t10.npz" ] || headpose data label "$D/$src.npz" --model "$T10" --flip --out "$D/${src}_t10.npz"
-    [ -f "$D/${src}_t16.npz" ] || headpose data label "$D/$src.npz" --model full --out "$D/${src}_t16.npz"
+for spec in "t10 runs/full_cand/soup_b1L5_b1L6.keras 0d029dd" "t16 runs/full_cand/ship_L8_L10_L11.keras 49e35d2"; do
+    read -r tag model commit <<< "$spec"
+    for src in wild_train faces; do
+        [ -f "$D/${src}_$tag.npz" ] && continue
+        teacher "$model" "$commit"
+        headpose data label "$D/$src.npz" --model "$model" --flip --out "$D/${src}_$tag.npz"
+    done
 done
 [ "$DATA_ONLY" = 1 ] && { echo "data ready in $D (the profiled renders of configs/wild.toml are made without --data)"; exit 0; }
 
