@@ -206,3 +206,34 @@ def test_draw_axis_and_face_colours():
     draw_face(img, (-10, -5, 60, 70), 20, -10, 5, score=0.9)  # box off the image: must not raise
     draw_face(img, (100, 60, 170, 130), -20, 10, 0)
     assert img.any()
+
+
+def test_fallback_finds_turned_away_close_ups_and_can_be_turned_off():
+    """AFLW2000 close-ups of faces turned 68° and 81° away, which the full-range pass alone misses: the fallback
+    passes find each where its 21 landmarks are, and ``fallback=False`` (``predict --no-fallback``) does not look."""
+    import scipy.io
+    from conftest import AFLW2000
+
+    for name in ("image00036", "image00477"):
+        image = cv2.imread(str(AFLW2000 / f"{name}.jpg"))
+        points = scipy.io.loadmat(AFLW2000 / f"{name}.mat")["pt2d"]
+        cx, cy = points[:, points[0] > 0].mean(axis=1)
+        assert FaceDetector("full", fallback=False)(image) == []
+        faces = FaceDetector("full")(image)
+        assert faces, name
+        x0, y0, x1, y1 = faces[0].box
+        assert x0 < cx < x1 and y0 < cy < y1, (name, faces[0].box, (cx, cy))
+
+
+def test_image_arrays_of_other_types_convert_or_fail_clearly(detector):
+    from headpose.detect import as_bgr
+
+    im = cv2.imread(str(BIWI_FRAMES / "frame_00166_rgb.png"))
+    np.testing.assert_array_equal(as_bgr((im.astype(np.uint16) << 8) | 0x80), im)  # 16 bits: the high byte
+    np.testing.assert_array_equal(as_bgr(cv2.cvtColor(im, cv2.COLOR_BGR2BGRA)), im)
+    assert as_bgr(im[..., :1]).shape == im.shape
+    for bad, words in [(im.astype(np.float32) / 255, "got dtype float32: scale it"), (im > 128, "dtype bool"),
+                       (None, "got NoneType"), (b"jpeg bytes", "got bytes"),
+                       (np.zeros(5, np.uint8), r"got shape \(5,\)")]:
+        with pytest.raises(HeadposeError, match=words):
+            detector.detect(bad)

@@ -203,3 +203,70 @@ def test_cli_predict_and_demo_without_tensorflow(pose_model, frames, tmp_path):
     r = subprocess.run([sys.executable, "-m", "headpose", "predict", str(tmp_path / "nope.png"), "--model",
                         str(pose_model)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_outputs_never_replace_an_input_and_bad_output_paths_fail_first(est, frames, tmp_path, monkeypatch):
+    files, _ = frames
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    image = src / "f.png"
+    image.write_bytes(files[0].read_bytes())
+    write_video(src / "clip.mp4", [cv2.imread(str(files[0]))] * 3)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    for source, out, words in [(image, src, "would overwrite the input"),
+                               (src / "clip.mp4", src, "would overwrite the input"),
+                               (src, src, "the source folder itself"),
+                               (image, tmp_path / "annotated.jpg", "not a file name"),
+                               (image, image, "exists and is not a folder")]:
+        with pytest.raises(HeadposeError, match=words):
+            predict_source(source, estimator=est, out=out)
+    with pytest.raises(HeadposeError, match="a folder; give a file name"):
+        predict_source(image, estimator=est, json_out=src)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # nothing replaced, nothing added
+    assert not list(tmp_path.glob(".tmp-*"))
+    s = predict_source(image, estimator=est, out=tmp_path / "ann", quiet=True)
+    assert s["images"] == 1 and (tmp_path / "ann" / "f.png").read_bytes() != image.read_bytes()
+
+
+def test_api_names_what_is_wrong_with_a_path_or_array(est, frames, tmp_path):
+    files, images = frames
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    for path, words in [(tmp_path / "missing.jpg", "no such file"), (tmp_path, "a folder, not an image"),
+                        (tmp_path / "notes.txt", "not an image or video"), (tmp_path / "cut.jpg", "unreadable image")]:
+        with pytest.raises(HeadposeError, match=words):
+            est(path)
+        with pytest.raises(HeadposeError, match=words):
+            est(str(path))
+    reference = est(images[0]).angles
+    np.testing.assert_allclose(est((images[0].astype(np.uint16) << 8) | 0x80).angles, reference, atol=1e-4)
+    with pytest.raises(HeadposeError, match="uint8"):
+        est(images[0].astype(np.float32))
+    with pytest.raises(HeadposeError, match="frame 1 of the frames given"):
+        list(est.stream([images[0], None]))
+
+
+@pytest.mark.parametrize("args, words", [(["--threads", "0"], "--threads: expected 1 or more"),
+                                         (["--min-score", "-1"], "--min-score: expected a number between 0 and 1"),
+                                         (["--min-score", "1.5"], "--min-score: expected a number between 0 and 1")])
+def test_cli_rejects_out_of_range_numbers(frames, args, words, capsys):
+    from headpose.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(frames[0][0]), *args])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_core_install_names_the_extra_for_keras_models_and_training(frames, tmp_path):
+    """Without Keras (the core install), a .keras model and the training verbs say which extra to install."""
+    keras_model = DEFAULT_MODEL.with_suffix(".keras")
+    if not keras_model.exists():
+        pytest.skip("no bundled .keras model in this build")
+    block = "import sys; sys.modules.update(keras=None, tensorflow=None); from headpose.cli import main; "
+    for argv in (["predict", str(frames[0][0]), "--model", str(keras_model)],
+                 ["train", "--data", str(tmp_path / "x.npz"), "--out", str(tmp_path / "run")]):
+        r = subprocess.run([sys.executable, "-c", block + f"sys.exit(main({argv!r}))"], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and "pip install 'headpose-ssr[train]'" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

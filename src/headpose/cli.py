@@ -13,7 +13,34 @@ import sys
 
 from headpose.errors import HeadposeError
 
-BUNDLED_HELP = "full (the default), lite (half width, about 2x faster), full-int8, lite-int8"
+BUNDLED_HELP = "full, lite (half width, about 2x faster), full-int8, lite-int8"
+DEFAULT_FULL = " (default: full)"
+
+
+def _positive_int(text: str) -> int:
+    """An integer ≥ 1 (threads, workers, batch sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _score(text: str) -> float:
+    """A detector score threshold, 0..1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (a sigmoid score), got {value}")
+    return value
+
+
+#: Modules of the [train] extra: a verb that needs one says how to install it instead of a traceback.
+TRAIN_EXTRA = ("keras", "tensorflow", "tf2onnx", "onnx", "numba")
 
 
 def _csv_or_range(text: str) -> list[float]:
@@ -109,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("--plot", help="PNG: absolute error against true yaw (several models: side by side, per bin of "
                                   "|yaw|)")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--batch-size", type=_positive_int, default=64, help="crops per model call (default: 64)")
 
     # --- export --------------------------------------------------------------------------------------------
     so = sub.add_parser("soup", help="average the weights of runs fine-tuned from one model (a model soup)")
@@ -126,19 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="pose of every face in an image, folder, video or webcam")
     r.add_argument("source", nargs="+", help="image, folder (recursive), video file, or webcam index (0, 1, ...); "
                                              "with --engine ray: several images, folders and videos")
-    r.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP)
+    r.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP + DEFAULT_FULL)
     r.add_argument("--out", help="folder for annotated images / video")
     r.add_argument("--json", help="write one JSON object per face (JSON Lines)")
     r.add_argument("--show", action="store_true", help="live window (video, webcam)")
-    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads: workers that detect and crop for folders and videos, and the pose model's "
+                        "(default: up to 2)")
     _flip_flag(r)
     r.add_argument("--smooth", action="store_true", help="steadier angles in videos: One-Euro filter per tracked "
                                                          "face and angle (off by default)")
     r.add_argument("--draw", choices=("axis", "cube"), default="axis",
                    help="what --out and --show draw on each face: the head axes (default) or the pose cube")
-    r.add_argument("--min-score", type=float, default=0.5, help="face detector score threshold")
+    r.add_argument("--min-score", type=_score, default=0.5, help="face detector score threshold, 0..1 (default: 0.5)")
     r.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (default; faces up to a few metres) or short range (close-ups, faster)")
+    r.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=None,
+                   help="when the full-range detector finds no face, look again with the short-range one and on the "
+                        "image zoomed out: finds turned-away close-ups, and more false faces in empty frames "
+                        "(default: on with --detector full)")
     r.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default: this machine) or ray (a Ray Data pipeline: a local Ray instance with this "
                         "machine's cores, or the cluster at --address; needs the [ray] extra)")
@@ -150,13 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     # --- demo ----------------------------------------------------------------------------------------------
     d = sub.add_parser("demo", help="predict on a bundled sample photo; needs no download")
     d.add_argument("--out", default="headpose-demo", help="folder for the annotated image and JSON")
-    d.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP)
+    d.add_argument("--model", help="pose model file, or a bundled model: " + BUNDLED_HELP + DEFAULT_FULL)
 
     # --- bench ---------------------------------------------------------------------------------------------
     b = sub.add_parser("bench", help="speed: pose crops/s per runtime, end-to-end frames/s, training samples/s")
     b.add_argument("--json", help="write the results as JSON")
     b.add_argument("--peer", help="another .tflite to time in the same run (e.g. the seed's)")
-    b.add_argument("--model", help="pose model to time, or a bundled model: " + BUNDLED_HELP)
+    b.add_argument("--model", help="pose model to time, or a bundled model: " + BUNDLED_HELP + DEFAULT_FULL)
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
 
     # --- prepare -------------------------------------------------------------------------------------------
@@ -169,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--margin", type=float, default=None, help="crop margin (default: 0.6 for 300W-LP/AFLW, 0.4 else)")
     q.add_argument("--fill", default=None, help="aflw-wild: what fills the crop box beyond each crop: blur (the "
                                                 "default: mirrored, defocused), reflect or black")
-    q.add_argument("--workers", type=int, default=None)
+    q.add_argument("--workers", type=_positive_int, default=None)
     q.add_argument("--split", type=float, default=None, help="train fraction, split by sequence / identity")
     q.add_argument("--holdout", type=lambda t: [g for g in t.split(",") if g], default=None, metavar="G1,G2",
                    help="name the held-out sequences / identities instead of drawing them (writes _train/_test)")
@@ -218,12 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "texture as it is)")
     sr.add_argument("--colour-cast", type=float, default=None, metavar="S",
                     help="strength of the colour cast alone (default: as --lighting; 0: light without a cast)")
-    sr.add_argument("--workers", type=int, default=None)
+    sr.add_argument("--workers", type=_positive_int, default=None)
     sr.add_argument("--seed", type=int, default=0)
     sm = sy.add_parser("mesh", help="build textured face meshes from photos")
     sm.add_argument("--images", required=True)
     sm.add_argument("--out", required=True)
-    sm.add_argument("--workers", type=int, default=None)
+    sm.add_argument("--workers", type=_positive_int, default=None)
     return p
 
 
@@ -268,7 +301,7 @@ def dispatch(a: argparse.Namespace) -> int:
         if a.out or a.show:
             raise HeadposeError("--engine ray writes rows only (--json, --parquet): no --out or --show")
         predict_ray(a.source, model=a.model, json_out=a.json, parquet=a.parquet, address=a.address,
-                    min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth)
+                    min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth, fallback=a.fallback)
     elif cmd == "predict":
         from headpose.predict import predict_source
 
@@ -278,7 +311,8 @@ def dispatch(a: argparse.Namespace) -> int:
             raise HeadposeError("the local engine takes one source (an image, a folder, a video or a webcam): "
                                 "put the files in a folder, or use --engine ray")
         predict_source(a.source[0], model=a.model, out=a.out, json_out=a.json, show=a.show, threads=a.threads,
-                       min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth)
+                       min_score=a.min_score, detector=a.detector, flip=a.flip, smooth=a.smooth,
+                       fallback=a.fallback)
     elif cmd == "demo":
         from headpose.demo import demo
 
@@ -333,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(a)
     except HeadposeError as e:
         print(f"headpose: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        print(f"headpose: error: {a.command} needs {e.name}, which the core install leaves out (.keras and .h5 "
+              "models, training, export): pip install 'headpose-ssr[train]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("headpose: interrupted", file=sys.stderr)

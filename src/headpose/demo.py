@@ -10,7 +10,7 @@ import numpy as np
 
 from headpose.errors import HeadposeError
 from headpose.estimator import HeadPoseEstimator
-from headpose.io import write_atomic
+from headpose.io import writable_dir, write_atomic
 from headpose.outputs import annotate, report_rows, write_image
 
 
@@ -46,7 +46,7 @@ def demo(out="headpose-demo", model=None, quiet: bool = False) -> list[dict]:
     """``headpose demo``: predict on the bundled photo (no download, no data folder), write the annotated image
     ``OUT/demo.jpg``, the input ``OUT/demo-input.jpg`` and the report ``OUT/demo.jsonl``; print the angles.
     Returns the report rows."""
-    out = Path(out)
+    out = writable_dir(out, f"--out {out}")
     image = demo_image()
     est = HeadPoseEstimator(model)
     poses = sorted(est(image), key=lambda f: f.box[0])
@@ -63,5 +63,6 @@ def demo(out="headpose-demo", model=None, quiet: bool = False) -> list[dict]:
             label = DEMO_PANELS[min(int((p.box[0] + p.box[2]) / 2 // 256), 2)]
             print(f"  face {i + 1} ({label}): yaw {p.yaw:+6.1f}°  pitch {p.pitch:+6.1f}°  roll {p.roll:+6.1f}°  "
                   f"(detector score {p.score:.2f})")
-        print(f"wrote {annotated}, {report}")
+        print(f"wrote {annotated} (the input with the axes drawn), {report} (the angles) and {out / 'demo-input.jpg'} "
+              "(the input)")
     return rows

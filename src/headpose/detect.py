@@ -270,14 +270,28 @@ class FaceDetector:
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
+    """An image array as BGR uint8 H×W×3: grayscale (H×W or H×W×1) and BGRA are converted, 16-bit images
+    (as ``cv2.imread(..., IMREAD_UNCHANGED)`` gives them) scaled to 8 bits. Anything else — a float image (0..1
+    or 0..255 cannot be told apart), booleans, another shape — is a :class:`HeadposeError` saying what was
+    given, never a silent cast that wraps the values."""
+    if image is None or isinstance(image, (bytes, str)):
+        raise HeadposeError(f"expected an image array (H×W×3 BGR uint8), got {type(image).__name__}")
     image = np.asarray(image)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image.reshape(image.shape[:2]).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_BGRA2BGR)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        hint = (": scale it to 0..255 and convert, e.g. (img * 255).clip(0, 255).astype(np.uint8) for 0..1"
+                if image.dtype.kind == "f" else "")
+        raise HeadposeError(f"expected a uint8 image (BGR, 0..255), got dtype {image.dtype}{hint}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2 and image.size:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4 and image.size:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise HeadposeError(f"expected an H×W×3 BGR image, got shape {image.shape}")
-    return image.astype(np.uint8, copy=False)
+    return image
 
 
 def expand_box(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:

@@ -134,8 +134,9 @@ class PoseActor:
 
     def __init__(self, model: str, model_sha256: str, detector: str, min_score: float, store: str,
                  crash_flag: str | None = None, flip: bool | None = None, crash_on: str | None = None,
-                 crash_after_write: str | None = None):
-        self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip)
+                 crash_after_write: str | None = None, fallback: bool | None = None):
+        self.est = HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=1, flip=flip,
+                                     fallback=fallback)
         self.sha = model_sha256
         self.store = Path(store)
         self.crash_flag = crash_flag
@@ -385,14 +386,14 @@ def _init_ray(address: str | None):
 
 def predict_ray(sources, model=None, json_out=None, parquet=None, address: str | None = None,
                 min_score: float = 0.5, detector: str = "full", flip: bool | None = None, smooth: bool = False,
-                concurrency: int | None = None,
+                fallback: bool | None = None, concurrency: int | None = None,
                 batch_size: int = BATCH_SIZE, chunk_frames: int = CHUNK_FRAMES, quiet: bool = False) -> dict:
     """``headpose predict SOURCE... --engine ray``: pose of every face in images, folders and videos on Ray.
 
     ``json_out``: the local engine's JSON Lines report; ``parquet``: the store folder (one row per face); one of
     them is needed. ``address``: a running Ray cluster (``ray start --head`` prints it; ``"auto"``: the one on
     this node); without it a local Ray instance with this machine's cores is started and stopped.
-    ``flip``: mirror averaging, as :class:`~headpose.estimator.HeadPoseEstimator`. ``concurrency``: actors
+    ``flip``, ``fallback``: as :class:`~headpose.estimator.HeadPoseEstimator`. ``concurrency``: actors
     (default: one per CPU of the cluster); ``batch_size``: items per actor call; ``chunk_frames``: frames per
     video item. Returns the local engine's summary (counts, ``skipped``,
     ``written``) plus ``resumed`` (items found in the store) and ``store``.
@@ -415,6 +416,8 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     store = Path(parquet) if parquet else Path(json_out).with_name(Path(json_out).name + ".parts")
     settings = {"model_sha256": sha, "detector": detector, "min_score": float(min_score), "flip": bool(flip),
                 "chunk_frames": int(chunk_frames)}
+    if fallback is not None:  # only when given, so that stores written before the option still resume
+        settings["fallback"] = bool(fallback)
     skipped: list[tuple[str, str]] = []
 
     def skip(name: str, reason: str):
@@ -431,7 +434,8 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
     if todo:
         started = _init_ray(address)
         try:
-            _run(todo, str(model_path), sha, detector, min_score, flip, store, concurrency, batch_size, quiet, skip)
+            _run(todo, str(model_path), sha, detector, min_score, flip, store, concurrency, batch_size, quiet, skip,
+                 fallback)
         finally:
             if started:
                 import ray
@@ -446,7 +450,8 @@ def predict_ray(sources, model=None, json_out=None, parquet=None, address: str |
                    smooth=smooth)
 
 
-def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurrency, batch_size, quiet, skip):
+def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurrency, batch_size, quiet, skip,
+         fallback=None):
     import ray
 
     ctx = ray.data.DataContext.get_current()
@@ -466,7 +471,8 @@ def _run(todo, model_path, sha, detector, min_score, flip, store: Path, concurre
                                                "min_score": float(min_score), "store": str(store.resolve()),
                                                "crash_flag": os.environ.get(CRASH_ENV), "flip": bool(flip),
                                                "crash_on": os.environ.get(CRASH_ON_ENV),
-                                               "crash_after_write": os.environ.get(CRASH_AFTER_WRITE_ENV)})
+                                               "crash_after_write": os.environ.get(CRASH_AFTER_WRITE_ENV),
+                                               "fallback": fallback})
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for source, kind, n in zip(batch["source"], batch["kind"], batch["n"]):

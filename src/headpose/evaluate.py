@@ -95,6 +95,8 @@ def labelled_photos(src, half: str | None = None) -> list:
     ``half``: ``"a"`` / ``"b"``, only the even / odd ones (as ``headpose data halves``)."""
     from headpose.data.mat import find
 
+    if not Path(src).is_dir():
+        raise HeadposeError(f"{src}: no such folder (--photos takes a folder of photos with their .mat labels)")
     items = [it for it in find(Path(src)) if it.label]
     if half is not None:
         if half not in ("a", "b"):

@@ -14,6 +14,7 @@ the same target never write the same temp file.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +72,24 @@ def write_image_atomic(path: str | os.PathLike, image, params: list[int] | tuple
         if not cv2.imwrite(str(tmp), image, list(params)):
             raise HeadposeError(f"{path}: cannot write the image")
     return Path(path)
+
+
+def writable_dir(path: str | os.PathLike, what: str) -> Path:
+    """The folder ``path``, created if needed, checked writable; else a :class:`~headpose.errors.HeadposeError`
+    that starts with ``what`` (the flag and value, e.g. ``--out runs/x``) and says what is wrong, before any work
+    is done rather than when the first file is written."""
+    from headpose.errors import HeadposeError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HeadposeError(f"{what}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HeadposeError(f"{what}: cannot create this folder ({e.strerror or e})") from None
+    try:  # a real file, as permissions alone do not tell (root, read-only mounts, /proc)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise HeadposeError(f"{what}: cannot write in this folder ({e.strerror or e})") from None
+    return path

@@ -129,7 +129,8 @@ def format_summary(s: dict) -> str:
     lines = [line]
     if s["skipped"]:
         by = Counter(r.split(" (")[0] for _, r in s["skipped"])
-        lines.append(f"skipped {len(s['skipped'])}: " + ", ".join(f"{n} {r}" for r, n in by.most_common()))
+        n = len(s["skipped"])
+        lines.append(f"skipped {n} file{'s' * (n != 1)} (" + ", ".join(f"{r}: {k}" for r, k in by.most_common()) + ")")
         for reason in by:
             names = [n for n, r in s["skipped"] if r.split(" (")[0] == reason]
             shown = ", ".join(names[:10]) + (f", ... and {len(names) - 10} more" if len(names) > 10 else "")

@@ -29,6 +29,7 @@ from headpose.estimator import (  # noqa: F401  (older import path)
     default_model,
     model_card,
 )
+from headpose.io import IMAGE_EXTS, writable_dir
 from headpose.outputs import Outputs, annotate, format_summary, report_rows, write_image  # noqa: F401
 from headpose.sources import (  # noqa: F401  (older import path)
     BROKEN,
@@ -95,21 +96,50 @@ class _Destinations:
             return self.out / f"webcam{res.source.split(':', 1)[1]}.mp4"
         path = Path(res.source)
         if self.root is not None:
-            return self.out / (self.videos[path] if res.time_s is not None else path.relative_to(self.root))
-        return self.out / (path.stem + ".mp4" if res.time_s is not None else path.name)
+            dest = self.out / (self.videos[path] if res.time_s is not None else path.relative_to(self.root))
+        else:
+            dest = self.out / (path.stem + ".mp4" if res.time_s is not None else path.name)
+        if dest.exists() and dest.samefile(path):  # check_outputs refuses these up front; never overwrite an input
+            raise HeadposeError(f"--out {self.out}: the annotated copy {dest} would overwrite the input {path}")
+        return dest
+
+
+def check_outputs(source: Path | None, out: Path | None, json_out) -> None:
+    """Refuse, before any work, outputs that would fail at the end of a run or destroy an input: ``--out`` must be
+    a folder (created if needed) that is not the source folder and would not receive an annotated copy under the
+    input's own name; ``--json`` a file in a writable folder."""
+    if out is not None:
+        if not out.exists() and (out.suffix.lower() in IMAGE_EXTS or out.suffix.lower() in VIDEO_EXTS):
+            raise HeadposeError(f"--out {out}: --out is the folder for the annotated copies, not a file name "
+                                f"(e.g. --out {out.with_suffix('')})")
+        writable_dir(out, f"--out {out}")
+        if source is not None and source.is_dir() and out.resolve() == source.resolve():
+            raise HeadposeError(f"--out {out}: the source folder itself, where the annotated copies would replace "
+                                "the originals: choose another folder")
+        if source is not None and source.is_file():
+            for dest in (out / source.name, out / (source.stem + ".mp4")):
+                if dest.exists() and dest.samefile(source):
+                    raise HeadposeError(f"--out {out}: the annotated copy {dest} would overwrite the input "
+                                        f"{source}: choose another folder")
+    if json_out:
+        path = Path(json_out)
+        if path.is_dir():
+            raise HeadposeError(f"--json {path}: a folder; give a file name, e.g. --json {path / 'poses.jsonl'}")
+        writable_dir(path.parent, f"--json {path} (folder {path.parent})")
 
 
 def predict_source(source, model=None, out=None, json_out=None, show: bool = False, threads: int | None = None,
                    min_score: float = 0.5, detector: str = "full", quiet: bool = False,
                    estimator: HeadPoseEstimator | None = None, flip: bool | None = None, smooth: bool = False,
-                   draw: str = "axis") -> dict:
+                   draw: str = "axis", fallback: bool | None = None) -> dict:
     """``headpose predict``: pose of every face in an image, a folder (recursive), a video file or a webcam.
 
     ``out``: folder for annotated images (same relative paths) / videos (``.mp4``). ``json_out``: JSON Lines
     report. ``threads``: worker threads for folders and videos (default: up to 2). Without ``out`` and
     ``json_out`` (and unless ``quiet``) every face is printed. ``estimator``: an existing
     :class:`HeadPoseEstimator` to use (``model``, ``detector`` and ``min_score`` are then ignored).
-    ``smooth``: One-Euro smoothing of each tracked face's angles in videos; ``draw``: ``axis`` or ``cube``.
+    ``smooth``: One-Euro smoothing of each tracked face's angles in videos; ``draw``: ``axis`` or ``cube``;
+    ``fallback``: the detector's further passes when the first finds nothing (:class:`HeadPoseEstimator`).
     Returns the summary: counts (``images``, ``videos``, ``frames``, ``faces``, ``no_face``),
     ``skipped`` [(name, reason)] and ``written`` paths.
     """
@@ -124,10 +154,12 @@ def predict_source(source, model=None, out=None, json_out=None, show: bool = Fal
     path = Path(src)
     if not live and not path.exists():
         raise HeadposeError(f"{src}: no such file or folder (give an image, a folder, a video or a webcam index)")
+    out = Path(out) if out else None
+    check_outputs(None if live else path, out, json_out)
     if show:
         _check_show()
-    est = estimator or HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=threads, flip=flip)
-    out = Path(out) if out else None
+    est = estimator or HeadPoseEstimator(model, detector=detector, min_score=min_score, threads=threads, flip=flip,
+                                         fallback=fallback)
     workers = max(1, threads or min(2, os.cpu_count() or 1))
     outputs = Outputs(json_out)
     echo = not quiet and out is None and json_out is None

@@ -152,8 +152,11 @@ class KerasRunner:
     kind = "keras"
 
     def __init__(self, path, threads: int | None = None):
-        from headpose.model import load_model  # imports keras: training extra
-
+        try:
+            from headpose.model import load_model  # imports keras: training extra
+        except ImportError as e:
+            raise HeadposeError(f"{path}: running .keras / .h5 models needs Keras and TensorFlow ({e.name} is not "
+                                "installed): pip install 'headpose-ssr[train]', or use the model's .tflite") from None
         self.model = load_model(path)
         shape = self.model.input_shape
         self.img_size = int(shape[1])

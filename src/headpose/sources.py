@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from headpose.detect import as_bgr
 from headpose.errors import HeadposeError
 from headpose.io import IMAGE_EXTS
 
@@ -78,6 +79,21 @@ def read_image(path: Path) -> np.ndarray | None:
     except cv2.error:
         return None
     return img if img is not None and img.size else None
+
+
+def image_error(path: Path) -> str:
+    """Why ``path`` gave no image, for an error message naming it: missing, a folder, not an image file by its
+    extension, or an image file OpenCV cannot decode."""
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.is_dir():
+        return f"{path}: a folder, not an image (HeadPoseEstimator.stream reads folders)"
+    kind = media_kind(path)
+    if kind == "video":
+        return f"{path}: a video, not an image (HeadPoseEstimator.stream reads videos)"
+    if kind == "other":
+        return f"{path}: {OTHER} (by its extension, {path.suffix or 'none'})"
+    return f"{path}: {UNREADABLE} (empty, truncated or not really a {path.suffix} file)"
 
 
 def open_video(path: Path):
@@ -159,7 +175,11 @@ def iter_frames(source, on_skip: Callable[[str, str], None] | None = None, exclu
             raise HeadposeError(f"cannot read faces from a {type(source).__name__}: give an image, a folder, a "
                                 "video, a webcam index, a BGR array or an iterable of BGR arrays")
         for i, img in enumerate(source):
-            yield Frame("frames", i, np.asarray(img), "frames", time_s=i / fps, fps=fps)
+            try:
+                img = as_bgr(img)
+            except HeadposeError as e:
+                raise HeadposeError(f"frame {i} of the frames given: {e}") from None
+            yield Frame("frames", i, img, "frames", time_s=i / fps, fps=fps)
         return
     path = Path(source)
     if not path.exists():
