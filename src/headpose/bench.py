@@ -478,7 +478,7 @@ def format_results(res: dict) -> str:
             f"load average {res['load_before']} → {res['load_after']}{'  [quick]' if res['quick'] else ''}")
     lines = [head, "rates: per wall-clock second / per CPU-second of this process"]
     if res.get("pose") is not None:
-        lines.append("\npose model, crops/s")
+        lines.append(f"\npose model {Path(res['model']).stem}, crops/s")
         for r in res["pose"]:
             vs = f"   ×{r['vs_peer']:.2f} peer (CPU), ×{r['vs_peer_wall']:.2f} (wall)" if "vs_peer" in r else ""
             lines.append(f"  {r['name']:<22} threads {r['threads']}  batch {r['batch']:>3}  "
