@@ -52,6 +52,32 @@ def test_train_config_flags_win_and_resume(tiny, tmp_path, capsys):
     assert "not a training run" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
 
+    # A run is resumed where it is named, not where it was first written; a new run never lands on an old one.
+    copy = tmp_path / "copied"
+    import shutil
+
+    shutil.copytree(run, copy)
+    before = (run / "last.keras").read_bytes()
+    assert main(["train", "--resume", str(copy), "--epochs", "3"]) == 0
+    assert _history(copy) == ["1", "2", "3"] and _history(run) == ["1", "2"]
+    assert (run / "last.keras").read_bytes() == before
+    assert main(["train", "--config", str(cfg), "--epochs", "1"]) == 2
+    assert f"{run}: already holds a training run" in capsys.readouterr().err and _history(run) == ["1", "2"]
+
+    # The validation flag wins over the file's sets; a value of the wrong type is one line naming the file.
+    split = tmp_path / "split"
+    assert main(["train", "--config", str(cfg), "--out", str(split), "--epochs", "1", "--val-split", "0.25"]) == 0
+    saved = json.loads((split / "config.json").read_text())
+    assert saved["val"] is None and saved["val_split"] == 0.25
+    for line, words in [('epochs = "2"', 'epochs = \'2\' is not a whole number'),
+                        ("lr_decay_epochs = [1.5]", "lr_decay_epochs = [1.5] is not a list of whole numbers"),
+                        ("augment = 1", "augment = 1 is not true or false")]:
+        typed = tmp_path / "typed.toml"
+        typed.write_text(f'data = ["{tiny / "train.npz"}"]\nout = "{tmp_path / "r3"}"\n{line}\n')
+        assert main(["train", "--config", str(typed)]) == 2
+        assert f"{typed}: {words}" in capsys.readouterr().err
+    assert not (tmp_path / "r3").exists()
+
 
 def test_export_from_legacy_h5(tmp_path, biwi_npz, capsys):
     """The original project's .h5 weights exported to TFLite give the seed's own .tflite's angles."""

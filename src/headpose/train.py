@@ -24,6 +24,8 @@ import os
 import sys
 import time
 import tomllib
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -100,14 +102,52 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise HeadposeError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for key in ("data", "val"):
+            if isinstance(d.get(key), str):
+                d[key] = [d[key]]
+        if isinstance(d.get("lr_decay_epochs"), int) and not isinstance(d["lr_decay_epochs"], bool):
+            d["lr_decay_epochs"] = [d["lr_decay_epochs"]]
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            if value is not None and not _fits(value, hints[key]):
+                raise HeadposeError(f"{source}: {key} = {value!r} is not {_type_words(hints[key])}")
         cfg = cls(**d)
-        if isinstance(cfg.data, str):
-            cfg.data = [cfg.data]
-        if isinstance(cfg.val, str):
-            cfg.val = [cfg.val]
         cfg.lr_decay_epochs = tuple(cfg.lr_decay_epochs)
         cfg.stage_num = tuple(cfg.stage_num)
         return cfg
+
+
+def _fits(value, tp) -> bool:
+    """Whether a TOML / JSON value suits the annotation ``tp`` of a :class:`TrainConfig` field (an int is a
+    float; a bool is neither; a list or tuple of the element type for list / tuple fields)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(tp) if a is not type(None))
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            return False
+        return all(_fits(v, args[0]) for v in value)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+
+
+def _type_words(tp) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(a) for a in typing.get_args(tp) if a is not type(None))
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple):
+        n = f"{len(args)} " if origin is tuple and args and args[-1] is not Ellipsis else ""
+        return f"a list of {n}{_PLURAL.get(args[0], str(args[0]))}"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+_PLURAL = {int: "whole numbers", float: "numbers", bool: "booleans", str: "strings"}
 
 
 class ArraySet:
@@ -334,7 +374,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     start_epoch, best = 0, math.inf
     if resume:
         if not state_path.exists() or not (out / "last.keras").exists():
-            raise HeadposeError(f"{out}: nothing to resume (no state.json / last.keras)")
+            raise HeadposeError(f"{out}: nothing to resume (no state.json / last.keras: it stopped before its first "
+                                "epoch ended); run the same train command again to start it anew")
         state = json.loads(state_path.read_text())
         start_epoch, best = int(state["epoch"]), float(state["best_val_mae"])
         if start_epoch >= cfg.epochs:
@@ -484,6 +525,7 @@ def train_from_settings(settings: dict | None = None, config: str | os.PathLike 
         if not cfg_file.exists():
             raise HeadposeError(f"{run}: not a training run (no config.json)")
         cfg = TrainConfig.from_dict(json.loads(cfg_file.read_text()), str(cfg_file))
+        cfg.out = str(run)  # the folder named, wherever the run was first written (moved, copied, another cwd)
         if settings.get("epochs"):
             cfg.epochs = settings["epochs"]
         ignored = sorted(set(settings) - {"epochs"}) + (["config"] if config else [])
@@ -492,10 +534,18 @@ def train_from_settings(settings: dict | None = None, config: str | os.PathLike 
                   + ", ".join(f"--{k.replace('_', '-')}" for k in ignored), file=sys.stderr)
         return train(cfg, resume=True)
     d = _merged(settings, config)
+    if settings.get("val_split") is not None:  # the flag wins over the file's validation sets
+        d.pop("val", None)
+    elif settings.get("val") is not None:
+        d.pop("val_split", None)
     if not d.get("data"):
         raise HeadposeError("no training data: give --data A.npz [B.npz ...] or a --config with data = [...]")
     if not d.get("out"):
         raise HeadposeError("no run folder: give --out runs/NAME")
+    held = [f for f in ("state.json", "last.keras", "best.keras") if (Path(d["out"]) / f).exists()]
+    if held:
+        raise HeadposeError(f"{d['out']}: already holds a training run ({', '.join(held)}): --resume {d['out']} "
+                            "continues it; give another --out for a new run")
     return train(TrainConfig.from_dict(d, str(config) if config else "settings"))
 
 
