@@ -161,3 +161,38 @@ def test_interrupted_predict_leaves_no_temp_files(pose_model, media_folder, tmp_
     assert not report.exists() and not (out / "sub" / "clip.mp4").exists()
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(names)  # the finished images stay
+
+
+def test_export_by_bundled_name_with_unlabelled_calibration_and_bad_outputs(tiny, tmp_path, capsys):
+    """``export --model lite`` exports the package's own lite weights (the same angles as its bundled .tflite),
+    calibrating/checking on crops without labels; wrong file names and folders fail before any work."""
+    pytest.importorskip("keras")
+    from headpose.runtime import open_model
+
+    img, _ = load_npz(tiny / "val.npz", mmap=False)
+    save_npz(tmp_path / "faces.npz", img, np.full((len(img), 3), np.nan, np.float32))  # as `prepare faces` leaves it
+    out = tmp_path / "lite.tflite"
+    for argv, words in [(["--format", "onnx", "--out", str(tmp_path / "x.tflite")],
+                         "--format onnx writes a .onnx file"),
+                        (["--format", "tflite", "--out", str(tmp_path)], "--format tflite writes a .tflite file"),
+                        (["--format", "tflite-int8", "--out", str(out)], "int8 export needs representative crops")]:
+        assert main(["export", "--model", "lite", *argv]) == 2
+        assert words in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob("*.onnx"))
+    assert main(["export", "--model", "lite", "--format", "tflite", "--out", str(out),
+                 "--calib", str(tmp_path / "faces.npz")]) == 0
+    x = img[:32].astype(np.float32)
+    np.testing.assert_allclose(open_model(out, flip=False)(x), open_model("lite", flip=False)(x), atol=0.01)
+
+    # data verbs read the unlabelled set; evaluate refuses it, an empty set, and a folder as --json.
+    assert main(["data", "subset", str(tmp_path / "faces.npz"), "--n", "8", "--out", str(tmp_path / "s.npz")]) == 0
+    assert len(load_npz(tmp_path / "s.npz", unlabelled=True)[0]) == 8
+    save_npz(tmp_path / "empty.npz", img[:0], np.zeros((0, 3), np.float32))
+    assert main(["evaluate", "--model", "lite", "--data", str(tmp_path / "empty.npz")]) == 2
+    assert "nothing to score (an empty set)" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "lite", "--data", str(tiny / "val.npz"), "--json", str(tmp_path)]) == 2
+    assert f"--json {tmp_path}: a folder" in capsys.readouterr().err
+    for yaw in ("20", "99,20"):
+        with pytest.raises(SystemExit):
+            main(["data", "subset", str(tiny / "val.npz"), "--yaw", yaw, "--out", str(tmp_path / "y.npz")])
+        assert "--yaw: expected" in capsys.readouterr().err

@@ -39,6 +39,17 @@ def _score(text: str) -> float:
     return value
 
 
+def _yaw_range(text: str) -> tuple[float, float]:
+    """``LO,HI``: a range of |yaw| in degrees, 0 <= LO <= HI."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two numbers, e.g. 30,99), got {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI (degrees of |yaw|), got {text!r}")
+    return lo, hi
+
+
 #: Modules of the [train] extra: a verb that needs one says how to install it instead of a traceback.
 TRAIN_EXTRA = ("keras", "tensorflow", "tf2onnx", "onnx", "numba")
 
@@ -140,14 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- export --------------------------------------------------------------------------------------------
     so = sub.add_parser("soup", help="average the weights of runs fine-tuned from one model (a model soup)")
-    so.add_argument("--model", nargs="+", required=True, help=".keras checkpoints of the same network")
+    so.add_argument("--model", nargs="+", required=True, help=".keras checkpoints of the same network (or the "
+                                                               "bundled full / lite)")
     so.add_argument("--out", required=True, help="the averaged model (.keras)")
 
     x = sub.add_parser("export", help="convert a .keras model to TFLite (float/int8) or ONNX")
-    x.add_argument("--model", required=True, help=".keras (or legacy .h5 weights)")
+    x.add_argument("--model", required=True, help=".keras, legacy .h5 weights, or a bundled model: full, lite")
     x.add_argument("--format", required=True, choices=("tflite", "tflite-int8", "onnx"))
-    x.add_argument("--out", required=True)
-    x.add_argument("--calib", help=".npz with representative crops (int8 calibration and the parity check)")
+    x.add_argument("--out", required=True, help="the file: .tflite (tflite, tflite-int8) or .onnx")
+    x.add_argument("--calib", help=".npz with representative crops (int8 calibration and the parity check; labels "
+                                   "not needed)")
 
     # --- predict -------------------------------------------------------------------------------------------
     r = sub.add_parser("predict", help="pose of every face in an image, folder, video or webcam")
@@ -224,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     su = ds.add_parser("subset", help="rows of a set by |yaw| range and/or an evenly spaced sample; or sets joined")
     su.add_argument("npz", nargs="+", help="one set (several are joined in order)")
     su.add_argument("--out", required=True)
-    su.add_argument("--yaw", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
-                    help="keep rows with LO <= |yaw| <= HI")
+    su.add_argument("--yaw", type=_yaw_range, default=None, metavar="LO,HI",
+                    help="keep rows with LO <= |yaw| <= HI (degrees)")
     su.add_argument("--n", type=int, default=None, help="keep N rows, evenly spaced")
     lb = ds.add_parser("label", help="pseudo-labels from one of our models (distillation, unknown angles)")
     lb.add_argument("npz")

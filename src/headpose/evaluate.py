@@ -14,7 +14,7 @@ import numpy as np
 
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, load_npz, nan_mae
 from headpose.errors import HeadposeError
-from headpose.io import atomic_path, write_atomic
+from headpose.io import atomic_path, writable_file, write_atomic
 from headpose.runtime import open_model, prepare_input
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -25,6 +25,8 @@ def predict_npz(runner, path, batch_size: int = 64, grey: bool = False) -> tuple
     ``grey``: score grey copies of the crops (luminance in all three channels, as a grey camera gives)."""
     images, poses = load_npz(path)
     keep = np.flatnonzero(angle_filter(poses))
+    if not len(keep):
+        raise HeadposeError(f"{path}: nothing to score ({'an empty set' if not len(poses) else 'no row within ±99°'})")
     pred = np.empty((len(keep), 3), np.float32)
     for i in range(0, len(keep), 1024):
         x = np.asarray(images[keep[i : i + 1024]])
@@ -50,12 +52,21 @@ def evaluate(model, data: list, json_out=None, plot=None, batch_size: int = 64, 
     """Evaluate ``model`` (a path or a runner) on each test file; prints a table; returns
     ``{file: {"n", "yaw", "pitch", "roll", "mean"}}``. ``grey``: on grey copies of the crops; ``flip``: with
     mirror averaging (:class:`headpose.runtime.FlipAverage`; ``None``: as the model's card says)."""
+    _check_outputs(json_out, plot)
     results, curves = _score(model, data, batch_size, grey, flip, quiet)
     if json_out:
         write_atomic(json_out, json.dumps(results, indent=2))
     if plot:
         plot_error_vs_yaw(curves, Path(plot))
     return results
+
+
+def _check_outputs(json_out, plot) -> None:
+    """``--json`` and ``--plot`` checked before the work, not after it (a folder, an unwritable place)."""
+    if json_out:
+        writable_file(json_out, f"--json {json_out}", "results.json")
+    if plot:
+        writable_file(plot, f"--plot {plot}", "error.png")
 
 
 def _score(model, data: list, batch_size: int, grey: bool, flip: bool | None, quiet: bool) -> tuple[dict, dict]:
@@ -77,6 +88,7 @@ def evaluate_models(models: list, data: list, json_out=None, plot=None, batch_si
     """Several models on the same test files (``headpose evaluate --model A B ...``): each one's table, then
     ``{model: {file: results}}``; ``plot``: one panel per file, one line per model, error per bin of |yaw|
     (:func:`plot_models_vs_yaw`)."""
+    _check_outputs(json_out, plot)
     results, curves = {}, {}
     for m in models:
         results[str(m)], curves[str(m)] = _score(m, data, batch_size, grey, flip, quiet)
@@ -132,6 +144,7 @@ def evaluate_photos(model, src, half: str | None = None, margin: float | None = 
     from headpose.data.mat import landmark_box, read_mat
 
     items = labelled_photos(src, half)
+    _check_outputs(json_out, None)
     est = HeadPoseEstimator(model, detector=detector, margin=margin, flip=flip)
     pred, true, found, skipped = [], [], [], 0
     for it in tqdm(items, desc="evaluate photos", unit="img", disable=quiet, mininterval=0.5):

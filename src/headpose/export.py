@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from headpose.errors import HeadposeError
-from headpose.io import write_atomic
+from headpose.io import atomic_path, writable_file
 
 FORMATS = ("tflite", "tflite-int8", "onnx")
 
@@ -27,7 +27,9 @@ def _calibration_crops(calib, size: int, channels: int, n: int) -> tuple[np.ndar
     if calib is None:
         rng = np.random.default_rng(0)
         return rng.uniform(0, 255, (n, size, size, channels)).astype(np.float32), "random images"
-    images, _ = load_npz(calib)
+    images, _ = load_npz(calib, unlabelled=True)  # calibration needs crops, not labels
+    if not len(images):
+        raise HeadposeError(f"{calib}: no crops to calibrate or check on (an empty set)")
     idx = np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)
     return prepare_input(np.asarray(images[idx]), channels, size), f"{len(idx)} crops of {calib}"
 
@@ -146,20 +148,26 @@ def export(model_path, fmt: str, out, calib=None, quiet: bool = False) -> dict:
     from headpose.model import load_model
     from headpose.runtime import open_model
 
+    out = Path(out)
+    suffix = ".onnx" if fmt == "onnx" else ".tflite"
+    if out.suffix.lower() != suffix:
+        raise HeadposeError(f"--out {out}: --format {fmt} writes a {suffix} file "
+                            f"(name it {out.with_suffix(suffix).name})")
+    writable_file(out, f"--out {out}", "model" + suffix)
+    if fmt == "tflite-int8" and calib is None:
+        raise HeadposeError("int8 export needs representative crops: --calib X.npz (labels not needed)")
     model = load_model(model_path)
     size, channels = int(model.input_shape[1]), int(model.input_shape[3])
     check, what = _calibration_crops(calib, size, channels, 200)
-    if fmt == "tflite-int8" and calib is None:
-        raise HeadposeError("int8 export needs representative crops: --calib X.npz")
     if fmt == "onnx":
         blob = to_onnx(model)
     else:
         blob = to_tflite(model, int8=fmt == "tflite-int8", calib_images=check)
-    out = Path(out)
-    write_atomic(out, blob)
 
     ref = np.asarray(model.predict(check, batch_size=256, verbose=0))
-    got = open_model(out, flip=False)(check)  # the file alone: not mirror-averaged, whatever a card beside it says
+    with atomic_path(out) as tmp:  # checked under its temp name: a file that fails the check is never left
+        tmp.write_bytes(blob)
+        got = open_model(tmp, flip=False)(check)  # the file alone: not mirror-averaged, whatever a card says
     diff = np.abs(got - ref)
     res = {"path": str(out), "bytes": len(blob), "max_diff": float(diff.max()), "mean_diff": float(diff.mean()),
            "n": len(check), "checked_on": what}

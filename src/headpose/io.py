@@ -93,3 +93,15 @@ def writable_dir(path: str | os.PathLike, what: str) -> Path:
     except OSError as e:
         raise HeadposeError(f"{what}: cannot write in this folder ({e.strerror or e})") from None
     return path
+
+
+def writable_file(path: str | os.PathLike, what: str, example: str = "out.json") -> Path:
+    """``path`` as a file to write later: not a folder, in a folder that exists or can be made and is writable;
+    else a :class:`~headpose.errors.HeadposeError` starting with ``what`` (e.g. ``--json x``), before any work."""
+    from headpose.errors import HeadposeError
+
+    path = Path(path)
+    if path.is_dir():
+        raise HeadposeError(f"{what}: a folder; give a file name, e.g. {path / example}")
+    writable_dir(path.parent, f"{what} (folder {path.parent})")
+    return path

@@ -272,8 +272,11 @@ def _h5_input_shape(path: Path) -> tuple[int, int]:
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """A ``.keras`` model saved by headpose, or legacy ``.h5`` weights (architecture rebuilt)."""
-    path = Path(path)
+    """A ``.keras`` model saved by headpose, legacy ``.h5`` weights (architecture rebuilt), or a bundled model's name
+    (``full``, ``lite``: its ``.keras`` file in the package, :func:`headpose.runtime.resolve_keras`)."""
+    from headpose.runtime import resolve_keras
+
+    path = resolve_keras(path)
     if not path.exists():
         raise HeadposeError(f"{path}: no such model file")
     ext = path.suffix.lower()

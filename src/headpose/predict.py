@@ -29,7 +29,7 @@ from headpose.estimator import (  # noqa: F401  (older import path)
     default_model,
     model_card,
 )
-from headpose.io import IMAGE_EXTS, writable_dir
+from headpose.io import IMAGE_EXTS, writable_dir, writable_file
 from headpose.outputs import Outputs, annotate, format_summary, report_rows, write_image  # noqa: F401
 from headpose.sources import (  # noqa: F401  (older import path)
     BROKEN,
@@ -122,10 +122,7 @@ def check_outputs(source: Path | None, out: Path | None, json_out) -> None:
                     raise HeadposeError(f"--out {out}: the annotated copy {dest} would overwrite the input "
                                         f"{source}: choose another folder")
     if json_out:
-        path = Path(json_out)
-        if path.is_dir():
-            raise HeadposeError(f"--json {path}: a folder; give a file name, e.g. --json {path / 'poses.jsonl'}")
-        writable_dir(path.parent, f"--json {path} (folder {path.parent})")
+        writable_file(json_out, f"--json {json_out}", "poses.jsonl")
 
 
 def predict_source(source, model=None, out=None, json_out=None, show: bool = False, threads: int | None = None,

@@ -41,6 +41,21 @@ def resolve_model(model: str | os.PathLike) -> Path:
     return Path(model)
 
 
+def resolve_keras(model: str | os.PathLike) -> Path:
+    """For the Keras side (``train --init``, ``export --model``, ``soup --model``): a bundled model's name
+    (``full``, ``lite``) → its ``.keras`` file in the package, to fine-tune or export; a path as it is."""
+    name = str(model)
+    if name in ("full-int8", "lite-int8"):
+        raise HeadposeError(f"{name}: an int8 TFLite file has no Keras weights; use {name[:-5]} (its float model)")
+    if name in BUNDLED:
+        path = resolve_model(name).with_suffix(".keras")
+        if not path.exists():
+            raise HeadposeError(f"{path}: the Keras weights of the bundled {name} model are missing from this "
+                                "installation")
+        return path
+    return Path(model)
+
+
 def load_litert(path: str | os.PathLike, threads: int | None = None):
     """A LiteRT interpreter for ``path`` (tensors not yet allocated)."""
     from ai_edge_litert.interpreter import Interpreter

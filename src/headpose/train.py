@@ -73,8 +73,8 @@ class TrainConfig:
     lambda_d: float = _setting(1.0, help="SSR-Net's dynamic-range factor λ_d")
     bn_momentum: float = _setting(0.99, help="batch-norm moving-average momentum")
     workers: int = _setting(2, help="threads for the input pipeline")
-    init: str | None = _setting(None, help="start from the weights of this model (.keras or legacy .h5): "
-                                           "fine-tuning")
+    init: str | None = _setting(None, help="start from the weights of this model (.keras, legacy .h5, or a bundled "
+                                           "model: full, lite): fine-tuning")
     precision: str = _setting("float32", help="float32 (default) or bfloat16: conv streams in mixed bfloat16, "
                                               "faster on CPUs with bf16 units (see headpose bench); checkpoints "
                                               "are float32 either way", choices=("float32", "bfloat16"))

@@ -123,7 +123,7 @@ def halves(path: str | os.PathLike, out_a: str | os.PathLike | None = None,
     """Split a set into its even and odd rows (``NAME_a.npz``, ``NAME_b.npz`` by default): two fixed halves,
     one to choose checkpoints and settings on, both to report."""
     path = Path(path)
-    image, pose = load_npz(path, mmap=False)
+    image, pose = load_npz(path, mmap=False, unlabelled=True)  # an unlabelled set splits as well
     base = path.with_suffix("")
     outs = (Path(out_a) if out_a else base.with_name(f"{base.name}_a.npz"),
             Path(out_b) if out_b else base.with_name(f"{base.name}_b.npz"))
@@ -137,10 +137,12 @@ def subset(path: str | os.PathLike, out: str | os.PathLike, yaw: tuple[float, fl
            n: int | None = None) -> Path:
     """Write the rows of ``path`` whose |yaw| lies in ``yaw`` = (lo, hi) (inclusive), then, with ``n``, ``n``
     of them evenly spaced (a fixed, reproducible sample); returns ``out``."""
-    image, pose = load_npz(path)
+    image, pose = load_npz(path, unlabelled=True)  # rows of an unlabelled set too (an unknown yaw fails --yaw)
     keep = np.arange(len(pose))
     if yaw is not None:
         lo, hi = yaw
+        if not 0 <= lo <= hi:
+            raise HeadposeError(f"--yaw {lo:g},{hi:g}: expected LO,HI with 0 <= LO <= HI (degrees of |yaw|)")
         keep = keep[(np.abs(pose[:, 0]) >= lo) & (np.abs(pose[:, 0]) <= hi)]
     if n is not None and n < len(keep):
         keep = keep[np.linspace(0, len(keep) - 1, n).astype(int)]

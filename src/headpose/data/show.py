@@ -50,7 +50,7 @@ def contact_sheet(images: np.ndarray, poses: np.ndarray) -> np.ndarray:
 
 def show(npz, out_png, n: int = 64, seed: int = 0) -> Path:
     """Write the contact sheet of ``n`` random crops of ``npz`` to ``out_png``; returns its path."""
-    images, poses = load_npz(npz)
+    images, poses = load_npz(npz, unlabelled=True)  # crops to look at before labelling them too
     if len(images) == 0:
         raise HeadposeError(f"{npz}: no samples to show")
     if n < 1:
