@@ -196,3 +196,17 @@ def test_export_by_bundled_name_with_unlabelled_calibration_and_bad_outputs(tiny
         with pytest.raises(SystemExit):
             main(["data", "subset", str(tiny / "val.npz"), "--yaw", yaw, "--out", str(tmp_path / "y.npz")])
         assert "--yaw: expected" in capsys.readouterr().err
+
+
+def test_a_damaged_set_is_refused_not_read(tiny, tmp_path):
+    """A few bytes changed inside the images of an uncompressed .npz: the memory-mapped read checks the CRC."""
+    from headpose.errors import HeadposeError
+
+    raw = bytearray((tiny / "val.npz").read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 100] = bytes(255 - b for b in raw[middle : middle + 100])
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(HeadposeError, match="bad.npz: cannot read .*CRC"):
+        load_npz(bad)
+    assert len(load_npz(tiny / "val.npz")[0]) == 64

@@ -287,6 +287,8 @@ def dispatch(a: argparse.Namespace) -> int:
 
         if not a.data and not a.photos:
             raise HeadposeError("give test sets (--data A.npz ...) and/or labelled photos (--photos DIR)")
+        if not a.photos and (a.half or a.margin is not None):
+            raise HeadposeError("--half and --margin go with --photos (end to end on labelled photos)")
         if a.photos and len(a.model) > 1:
             raise HeadposeError("--photos takes one --model at a time")
         if a.data and len(a.model) > 1:

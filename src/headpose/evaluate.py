@@ -15,7 +15,7 @@ import numpy as np
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, load_npz, nan_mae
 from headpose.errors import HeadposeError
 from headpose.io import atomic_path, writable_file, write_atomic
-from headpose.runtime import open_model, prepare_input
+from headpose.runtime import FlipAverage, open_model, prepare_input
 
 ANGLES = ("yaw", "pitch", "roll")
 
@@ -66,6 +66,9 @@ def _check_outputs(json_out, plot) -> None:
     if json_out:
         writable_file(json_out, f"--json {json_out}", "results.json")
     if plot:
+        if Path(plot).suffix.lower() != ".png":
+            raise HeadposeError(f"--plot {plot}: the plot is a PNG file "
+                                f"(name it {Path(plot).with_suffix('.png').name})")
         writable_file(plot, f"--plot {plot}", "error.png")
 
 
@@ -79,7 +82,8 @@ def _score(model, data: list, batch_size: int, grey: bool, flip: bool | None, qu
         results[str(path)] = mae_table(pred, true)
         curves[str(path)] = (true[:, 0], np.abs(pred - true))
     if not quiet:
-        print(format_table(results, title=f"{model}{' (grey copies)' if grey else ''}" if named else None))
+        how = "mirror-averaged" if isinstance(runner, FlipAverage) else "one pass"
+        print(format_table(results, title=f"{model} ({how}{', grey copies' if grey else ''})" if named else None))
     return results, curves
 
 

@@ -53,7 +53,9 @@ class TrainConfig:
     out: str = _setting("runs/train", help="run folder (checkpoints, history.csv, plot); required on the command "
                                            "line (runs/train is the default of the Python API)")
     val: list[str] | None = _setting(None, help="validation .npz files", metavar="NPZ", exclusive="validation")
-    val_split: float | None = _setting(None, help="hold out this fraction of the training data for validation",
+    val_split: float | None = _setting(None, help="hold out this fraction of the training data for validation: "
+                                                  "random samples, so near-duplicate video frames land on both "
+                                                  "sides; for BIWI-like sets give --val sets split by sequence",
                                        exclusive="validation")
     epochs: int = _setting(150, help="epochs in all (with --resume: train on to this many)")
     batch_size: int = _setting(32, help="samples per step")

@@ -85,6 +85,9 @@ def _mmap_member(path: Path, member: str) -> np.ndarray | None:
         info = zf.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
             return None
+        with zf.open(info) as f:  # one pass over the bytes for their CRC: a memory map alone would not check it
+            while f.read(1 << 24):
+                pass  # zipfile raises BadZipFile at the end on a CRC mismatch
         with zf.open(info) as f:
             version = np.lib.format.read_magic(f)
             fmt = np.lib.format

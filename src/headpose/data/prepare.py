@@ -207,6 +207,7 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
         + (f" --margin {margin}" if margin is not None else "")
         + (f" --fill {fill}" if fill is not None else "")
         + (f" --split {split} --seed {seed}" if split is not None else "")
+        + (f" --holdout {','.join(test_groups)}" if test_groups else "")
         + (f" --groups {','.join(groups)}" if groups is not None else ""),
         f"images: {len(items)}",
         f"packed: {n_ok}",
