@@ -353,6 +353,16 @@ def test_data_subset_and_join(tmp_path, biwi_npz):
     assert main(["data", "subset", str(biwi_npz["val"]), "--yaw", "150,160", "--out", str(few)]) == 2
     assert main(["data", "subset", str(few), str(side), "--n", "2", "--out", str(both)]) == 2
 
+    # Each row keeps its sequence through subset, join and halves, so a derived set can still be split by group.
+    from headpose.data.npz import load_groups
+
+    g = load_groups(biwi_npz["val"])
+    assert sorted(set(g.tolist())) == ["04", "11"]
+    assert np.array_equal(load_groups(side), g[keep])
+    assert np.array_equal(load_groups(both), np.concatenate([load_groups(few), g[keep]]))
+    assert main(["data", "halves", str(side), "--out", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 0
+    assert np.array_equal(load_groups(tmp_path / "b.npz"), g[keep][1::2])
+
 
 def test_device_carry_round_trip(tmp_path, biwi_npz):
     """scripts/device_data.py (sets carried to the GPU machine in ≤ 64 MiB calls): real BIWI crops and a

@@ -79,6 +79,18 @@ def load_npz(path: str | os.PathLike, mmap: bool = True,
     return image, pose
 
 
+def load_groups(path: str | os.PathLike) -> np.ndarray | None:
+    """The ``group`` array of a set (the sequence or identity of each row, as ``prepare`` writes it), or None
+    when the set has none. Row-selecting tools carry it over, so a subset can still be split by group."""
+    with np.load(path, allow_pickle=False) as z:
+        return np.asarray(z["group"]) if "group" in z.files else None
+
+
+def _rows(groups: np.ndarray | None, idx) -> dict:
+    """``group=groups[idx]`` for :func:`save_npz`, or nothing when the set had no groups."""
+    return {} if groups is None else {"group": groups[idx]}
+
+
 def _mmap_member(path: Path, member: str) -> np.ndarray | None:
     """Memory-map an uncompressed array inside an ``.npz``; None if it is compressed."""
     with zipfile.ZipFile(path) as zf:
@@ -130,8 +142,9 @@ def halves(path: str | os.PathLike, out_a: str | os.PathLike | None = None,
     base = path.with_suffix("")
     outs = (Path(out_a) if out_a else base.with_name(f"{base.name}_a.npz"),
             Path(out_b) if out_b else base.with_name(f"{base.name}_b.npz"))
+    groups = load_groups(path)
     for k, out in enumerate(outs):
-        save_npz(out, image[k::2], pose[k::2])
+        save_npz(out, image[k::2], pose[k::2], **_rows(groups, slice(k, None, 2)))
         print(f"{out}: {len(pose[k::2])} of {len(pose)} rows ({'even' if k == 0 else 'odd'})")
     return outs
 
@@ -151,7 +164,7 @@ def subset(path: str | os.PathLike, out: str | os.PathLike, yaw: tuple[float, fl
         keep = keep[np.linspace(0, len(keep) - 1, n).astype(int)]
     if not len(keep):
         raise HeadposeError(f"{path}: no rows left for --yaw {yaw}" + (f" --n {n}" if n is not None else ""))
-    save_npz(out, np.asarray(image[keep]), pose[keep])
+    save_npz(out, np.asarray(image[keep]), pose[keep], **_rows(load_groups(path), keep))
     print(f"{out}: {len(keep)} of {len(pose)} rows")
     return Path(out)
 
@@ -162,6 +175,8 @@ def concat(paths: list, out: str | os.PathLike) -> Path:
     sizes = {x.shape[1:] for x, _ in parts}
     if len(sizes) != 1:
         raise HeadposeError(f"{out}: the sets differ in crop shape ({', '.join(map(str, sorted(sizes)))})")
-    save_npz(out, np.concatenate([np.asarray(x) for x, _ in parts]), np.concatenate([y for _, y in parts]))
+    groups = [load_groups(p) for p in paths]
+    extra = {"group": np.concatenate(groups)} if all(g is not None for g in groups) else {}
+    save_npz(out, np.concatenate([np.asarray(x) for x, _ in parts]), np.concatenate([y for _, y in parts]), **extra)
     print(f"{out}: {sum(len(y) for _, y in parts)} rows from {len(parts)} sets")
     return Path(out)
