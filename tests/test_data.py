@@ -398,3 +398,25 @@ def test_device_carry_round_trip(tmp_path, biwi_npz):
     shutil.rmtree(next(f for f in folders if any(f.glob("val.p1.npz")) or any(f.glob("val.p2.npz"))))
     with pytest.raises(SystemExit, match="val: .* images present"):
         dd.unpack(tmp_path / "carry", tmp_path / "again")
+
+
+def test_prepare_checks_its_outputs_before_the_work(tmp_path, capsys):
+    """Wrong output names and places, and contradictory split options, are one line each before any crop is made;
+    a split with an empty side writes neither file and fails."""
+    from conftest import link_biwi
+
+    src = link_biwi(tmp_path / "biwi", ["02", "04"], every=60)
+    (tmp_path / "a_file").write_text("x")
+    for args, words in [(["--out", str(tmp_path / "x.txt")], "the packed set is an .npz file"),
+                        (["--out", str(tmp_path / "a_file" / "x.npz")], "exists and is not a folder"),
+                        (["--out", str(tmp_path / "o.npz"), "--split", "0.5", "--holdout", "04"],
+                         "give --split (draw the held-out groups) or --holdout (name them), not both")]:
+        assert main(["prepare", "biwi", "--src", str(src), *args, "--workers", "1"]) == 2
+        assert words in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.npz"))
+    for f in (src / "04").glob("*_pose.bin"):  # every image of sequence 04 loses its label
+        f.unlink()
+    out = tmp_path / "s.npz"
+    assert main(["prepare", "biwi", "--src", str(src), "--out", str(out), "--holdout", "04", "--workers", "1"]) == 1
+    assert "s_test.npz: the split leaves it empty" in capsys.readouterr().err
+    assert not list(tmp_path.glob("s_*.npz"))

@@ -302,3 +302,19 @@ def test_colour_cast_is_its_own_setting(meshes, tmp_path):
     assert np.abs(ratios - 1).max() > 0.03 and np.abs(ratios - 1).max() < 0.6
     with pytest.raises(HeadposeError, match="--colour-cast 2"):
         render_dir(meshes, meshes, tmp_path / "bad", colour_cast=2.0, **common)
+
+
+def test_synth_verbs_fail_when_they_make_nothing(tmp_path, capsys):
+    """A photo with no face gives no mesh: exit 1, as `prepare` when it packs nothing; an existing file as --out
+    and a non-positive --random are one-line errors."""
+    from headpose.cli import main
+
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((200, 200, 3), 90, np.uint8))
+    assert main(["synth", "mesh", "--images", str(tmp_path / "wall.png"), "--out", str(tmp_path / "m")]) == 1
+    (tmp_path / "a_file").write_text("x")
+    assert main(["synth", "mesh", "--images", str(tmp_path / "wall.png"), "--out", str(tmp_path / "a_file")]) == 2
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "render", "--image_dir", str(tmp_path), "--obj_dir", str(tmp_path), "--out",
+              str(tmp_path / "r"), "--random", "0"])
+    assert "--random: expected 1 or more" in capsys.readouterr().err

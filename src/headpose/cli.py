@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--yaw", type=_csv_or_range, default=None, help="start:stop:step or a,b,c (default -90:90:10)")
     sr.add_argument("--pitch", type=_csv_or_range, default=None, help="default -45,-30,0,30,45")
     sr.add_argument("--roll", type=_csv_or_range, default=None, help="default -45,-30,0,30,45")
-    sr.add_argument("--random", type=int, default=None, metavar="K", help="K random poses per mesh instead")
+    sr.add_argument("--random", type=_positive_int, default=None, metavar="K",
+                    help="K random poses per mesh instead")
     sr.add_argument("--background", choices=("black", "blur", "photo"), default="black")
     sr.add_argument("--lighting", type=float, default=0.0, metavar="S",
                     help="random directional light and colour cast per render, strength 0..1 (default 0: "
@@ -365,13 +366,14 @@ def dispatch(a: argparse.Namespace) -> int:
     elif cmd == "synth" and a.synth_command == "render":
         from headpose.synth.render import render_dir
 
-        render_dir(a.image_dir, a.obj_dir, a.out, size=a.size, yaw=a.yaw, pitch=a.pitch, roll=a.roll,
-                   random=a.random, background=a.background, workers=a.workers, seed=a.seed,
-                   lighting=a.lighting, colour_cast=a.colour_cast)
+        summary = render_dir(a.image_dir, a.obj_dir, a.out, size=a.size, yaw=a.yaw, pitch=a.pitch, roll=a.roll,
+                             random=a.random, background=a.background, workers=a.workers, seed=a.seed,
+                             lighting=a.lighting, colour_cast=a.colour_cast)
+        return 0 if summary["images"] else 1  # as prepare: nothing made is a failure
     elif cmd == "synth" and a.synth_command == "mesh":
         from headpose.synth.mesh import mesh_dir
 
-        mesh_dir(a.images, a.out, workers=a.workers)
+        return 0 if mesh_dir(a.images, a.out, workers=a.workers)["meshes"] else 1
     return 0
 
 

@@ -48,7 +48,10 @@ def load(item: Item, size: int, margin: float | None) -> tuple[np.ndarray, np.nd
     from headpose.detect import DEFAULT_MARGIN
 
     if item.label is None:
-        raise Skip(NO_LABEL, "no .txt beside it")
+        image = Path(item.image)
+        misnamed = image.with_name(image.name + ".txt")
+        hint = f" ({misnamed.name} is there: the label drops the image's extension)" if misnamed.exists() else ""
+        raise Skip(NO_LABEL, f"no {image.with_suffix('.txt').name} beside it{hint}")
     pose = read_label(item.label)
     image = read_image(item.image)
     return detect_crop(image, DEFAULT_MARGIN if margin is None else margin, size), pose

@@ -28,7 +28,7 @@ import numpy as np
 from headpose.data.items import Item, Skip
 from headpose.data.npz import ANGLE_LIMIT, angle_filter, save_npz
 from headpose.errors import HeadposeError
-from headpose.io import write_atomic
+from headpose.io import writable_file, write_atomic
 from headpose.workers import WorkersDied, imap_workers
 
 READERS = {"300wlp": "mat", "aflw2000": "mat", "aflw-wild": "aflw_wild", "biwi": "biwi", "folder": "folder",
@@ -142,6 +142,12 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
         raise HeadposeError(f"--margin {margin}: expected a fraction between 0 and 5")
     if split is not None and not (0 < split < 1):
         raise HeadposeError(f"--split {split}: expected the train fraction, between 0 and 1")
+    if split is not None and test_groups is not None:
+        raise HeadposeError("give --split (draw the held-out groups) or --holdout (name them), not both")
+    if out.suffix.lower() != ".npz":
+        raise HeadposeError(f"--out {out}: the packed set is an .npz file (name it {out.with_suffix('.npz').name})")
+    for path in ([out] if split is None and test_groups is None else split_paths(out)):
+        writable_file(path, f"--out {path}", "data.npz")
     workers = _default_workers() if workers is None else max(1, int(workers))
     options = {}
     if fill is not None:
@@ -159,6 +165,8 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     if groups is not None:
         known = {it.group for it in items}
         missing = sorted(set(groups) - known)
+        if known == {""}:
+            raise HeadposeError(f"{src}: the {fmt} reader has no groups (sequences or identities) to choose from")
         if missing:
             raise HeadposeError(f"{src}: groups not found: {', '.join(missing)} (has: {', '.join(sorted(known))})")
         items = [it for it in items if it.group in set(groups)]
@@ -195,7 +203,12 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
             written.append((out, n_ok))
         else:
             in_test = np.isin(item_groups, test_set)
-            for path, mask in zip(split_paths(out), (ok & ~in_test, ok & in_test)):
+            sides = list(zip(split_paths(out), (ok & ~in_test, ok & in_test), (train_groups, test_set)))
+            empty = [(path, names) for path, mask, names in sides if not mask.any()]
+            for path, names in empty:  # a split with an empty side is no split: neither file is written
+                print(f"headpose: error: {path}: the split leaves it empty (every image of its groups "
+                      f"{' '.join(names)} was skipped: {report_path(out)}); nothing written", file=sys.stderr)
+            for path, mask, _ in [] if empty else sides:
                 save_npz(path, images[mask], poses[mask], group=item_groups[mask])
                 written.append((path, int(mask.sum())))
 
@@ -241,4 +254,4 @@ def prepare(fmt: str, src, out, size: int = 64, margin: float | None = None, wor
     print(f"prepare {fmt}: packed {n_ok} of {len(items)} images, skipped {len(skips)}"
           + (f" ({reasons})" if reasons else "")
           + f" in {elapsed:.1f} s ({n_ok / max(elapsed, 1e-9):.0f} crops/s) -> {dest}; report {rep}")
-    return n_ok > 0
+    return bool(written)

@@ -36,7 +36,7 @@ import numpy as np
 
 from headpose.errors import HeadposeError
 from headpose.geometry import matrix_to_ypr
-from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
+from headpose.io import IMAGE_EXTS, writable_dir, write_atomic, write_image_atomic
 from headpose.synth.canonical import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, align, template
 from headpose.synth.obj import write_obj
 from headpose.workers import imap_workers
@@ -291,8 +291,7 @@ def mesh_dir(images, out, workers: int | None = None, limit: int | None = None, 
         paths = paths[:limit]
     if not paths:
         raise HeadposeError(f"{images}: no images ({', '.join(IMAGE_EXTS)})")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(out, f"--out {out}")
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
     tasks = [(str(p), str(out)) for p in paths]
     t0 = time.perf_counter()

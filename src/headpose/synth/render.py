@@ -25,7 +25,7 @@ import numpy as np
 
 from headpose.errors import HeadposeError
 from headpose.geometry import ypr_to_matrix
-from headpose.io import IMAGE_EXTS, write_atomic, write_image_atomic
+from headpose.io import IMAGE_EXTS, writable_dir, write_atomic, write_image_atomic
 from headpose.synth.grid import format_angle, grid_poses, random_poses
 from headpose.synth.obj import Mesh, read_obj
 from headpose.synth.raster import rasterize
@@ -287,8 +287,9 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
     pairs, skipped, all_textures = find_pairs(image_dir, obj_dir)
     if not pairs and not skipped:
         raise HeadposeError(f"{obj_dir}: no .obj meshes")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(out, f"--out {out}")
+    if random is not None and int(random) < 1:
+        raise HeadposeError(f"--random {random}: expected 1 or more poses per mesh")
     master = np.random.default_rng(seed)
     tasks = []
     for i, (name, tex, obj) in enumerate(pairs):
