@@ -226,6 +226,10 @@ def test_bad_input_is_named_and_skipped(tmp_path, capsys):
         assert name in (tmp_path / "out/render_skipped.txt").read_text()
     with pytest.raises(HeadposeError, match="not a folder"):
         render_dir(tmp_path / "nope", objs, tmp_path / "out2")
+    # The same grid again overwrites its own renders; another grid into the same folder is told of the first one's.
+    assert render_dir(imgs, objs, tmp_path / "out", size=32, yaw=[0.0, 30.0], pitch=[0.0], roll=[0.0])["earlier"] == 0
+    s = render_dir(imgs, objs, tmp_path / "out", size=32, yaw=[60.0], pitch=[0.0], roll=[0.0])
+    assert s["images"] == 1 and s["earlier"] == 2 and "2 renders of an earlier run" in capsys.readouterr().err
 
 
 def test_synth_mesh_cli_skips_photos_without_a_face(tmp_path, shared_data, capsys):

@@ -319,9 +319,14 @@ def render_dir(image_dir, obj_dir, out, size: int = 256, yaw=None, pitch=None, r
     if errors:
         report = out / "render_skipped.txt"
         write_atomic(report, "".join(f"{e}\n" for _, e in errors))
+    summary["earlier"] = max(0, sum(1 for _ in out.glob("*/*.png")) - n_images)  # renders this run did not make
     if not quiet:
         print(f"synth render: {n_images} images from {summary['rendered_meshes']} meshes in {seconds:.1f} s "
               f"({summary['images_per_s']:.0f}/s, {workers} workers) → {out}", file=sys.stderr)
+        if summary["earlier"]:
+            print(f"synth render: note: {out} also holds {summary['earlier']} renders of an earlier run (other poses "
+                  "or meshes); `prepare folder` would pack them too: render into an empty folder to keep them "
+                  "apart", file=sys.stderr)
         if errors:
             print(f"synth render: skipped {len(errors)} meshes (listed in {out / 'render_skipped.txt'}):",
                   file=sys.stderr)
