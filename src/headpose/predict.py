@@ -95,13 +95,16 @@ class _Destinations:
         if res.source.startswith("webcam:"):
             return self.out / f"webcam{res.source.split(':', 1)[1]}.mp4"
         path = Path(res.source)
-        if self.root is not None:
-            dest = self.out / (self.videos[path] if res.time_s is not None else path.relative_to(self.root))
-        else:
-            dest = self.out / (path.stem + ".mp4" if res.time_s is not None else path.name)
+        dest = self.for_path(path, video=res.time_s is not None)
         if dest.exists() and dest.samefile(path):  # check_outputs refuses these up front; never overwrite an input
             raise HeadposeError(f"--out {self.out}: the annotated copy {dest} would overwrite the input {path}")
         return dest
+
+    def for_path(self, path: Path, video: bool) -> Path:
+        """The annotated copy's path for the image or video file ``path``."""
+        if self.root is not None:
+            return self.out / (self.videos[path] if video else path.relative_to(self.root))
+        return self.out / (path.stem + ".mp4" if video else path.name)
 
 
 def check_outputs(source: Path | None, out: Path | None, json_out) -> None:
@@ -117,10 +120,10 @@ def check_outputs(source: Path | None, out: Path | None, json_out) -> None:
             raise HeadposeError(f"--out {out}: the source folder itself, where the annotated copies would replace "
                                 "the originals: choose another folder")
         if source is not None and source.is_file():
-            for dest in (out / source.name, out / (source.stem + ".mp4")):
-                if dest.exists() and dest.samefile(source):
-                    raise HeadposeError(f"--out {out}: the annotated copy {dest} would overwrite the input "
-                                        f"{source}: choose another folder")
+            dest = _Destinations(out).for_path(source, video=media_kind(source) == "video")
+            if dest.exists() and dest.samefile(source):
+                raise HeadposeError(f"--out {out}: the annotated copy {dest} would overwrite the input {source}: "
+                                    "choose another folder")
     if json_out:
         writable_file(json_out, f"--json {json_out}", "poses.jsonl")
 

@@ -86,7 +86,7 @@ def load_groups(path: str | os.PathLike) -> np.ndarray | None:
         return np.asarray(z["group"]) if "group" in z.files else None
 
 
-def _rows(groups: np.ndarray | None, idx) -> dict:
+def group_rows(groups: np.ndarray | None, idx=slice(None)) -> dict:
     """``group=groups[idx]`` for :func:`save_npz`, or nothing when the set had no groups."""
     return {} if groups is None else {"group": groups[idx]}
 
@@ -144,7 +144,7 @@ def halves(path: str | os.PathLike, out_a: str | os.PathLike | None = None,
             Path(out_b) if out_b else base.with_name(f"{base.name}_b.npz"))
     groups = load_groups(path)
     for k, out in enumerate(outs):
-        save_npz(out, image[k::2], pose[k::2], **_rows(groups, slice(k, None, 2)))
+        save_npz(out, image[k::2], pose[k::2], **group_rows(groups, slice(k, None, 2)))
         print(f"{out}: {len(pose[k::2])} of {len(pose)} rows ({'even' if k == 0 else 'odd'})")
     return outs
 
@@ -164,7 +164,7 @@ def subset(path: str | os.PathLike, out: str | os.PathLike, yaw: tuple[float, fl
         keep = keep[np.linspace(0, len(keep) - 1, n).astype(int)]
     if not len(keep):
         raise HeadposeError(f"{path}: no rows left for --yaw {yaw}" + (f" --n {n}" if n is not None else ""))
-    save_npz(out, np.asarray(image[keep]), pose[keep], **_rows(load_groups(path), keep))
+    save_npz(out, np.asarray(image[keep]), pose[keep], **group_rows(load_groups(path), keep))
     print(f"{out}: {len(keep)} of {len(pose)} rows")
     return Path(out)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headpose.data.npz import load_groups, load_npz, save_npz
+from headpose.data.npz import group_rows, load_groups, load_npz, save_npz
 from headpose.runtime import open_model, prepare_input
 
 
@@ -32,8 +32,7 @@ def pseudo_label(src: str | os.PathLike, model, out: str | os.PathLike, flip: bo
         x = prepare_input(np.asarray(images[i : i + step]), runner.channels, runner.img_size)
         pred[i : i + len(x)] = runner(x, batch_size=batch_size)
     new = np.where(np.isnan(pose), pred, pose) if missing else pred
-    groups = load_groups(src)
-    save_npz(out, np.asarray(images), new, **({} if groups is None else {"group": groups}))
+    save_npz(out, np.asarray(images), new, **group_rows(load_groups(src)))
     changed = int(np.isnan(pose).sum()) if missing else new.size
     if not quiet:
         print(f"{out}: {len(pose)} crops, {changed} angles from {model}{' (flip-averaged)' if flip else ''}")
