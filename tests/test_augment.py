@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import SEED_TFLITE
 
-from headpose.augment import augment_batch, erase_boxes
+from headpose.augment import augment_batch, camera_defects, degrade_crop, erase_boxes
 from headpose.data.npz import load_npz
 from headpose.geometry import rotate_in_plane
 
@@ -32,6 +32,9 @@ class ScriptedRng:
 
     def random(self, size=None):
         return np.full(size, self.coin)
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        return np.full(size, loc, float)
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +111,74 @@ def test_erase_boxes_real_draws():
     assert colour.shape == (n, 3) and colour.min() >= 0 and colour.max() <= 255
 
 
+def test_degrade_steps_match_their_references(crops):
+    """Each camera defect alone is the OpenCV operation it names, and all zero leaves the crop as it was."""
+    img = crops[0][0]
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(degrade_crop(img, 0, 0.0, 0, 0.0, 0, rng), img)
+    line = np.zeros((5, 5), np.float32)
+    line[2] = 0.2  # a horizontal 5-px line, turned by 0°
+    np.testing.assert_array_equal(degrade_crop(img, 5, 0.0, 0, 0.0, 0, rng), cv2.filter2D(img, -1, line))
+    small = cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(degrade_crop(img, 0, 0.0, 24, 0.0, 0, rng),
+                                  cv2.resize(small, (64, 64), interpolation=cv2.INTER_LINEAR))
+    _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 20])
+    np.testing.assert_array_equal(degrade_crop(img, 0, 0.0, 0, 0.0, 20, rng), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    # a vertical line blurs columns, not rows: a horizontal stripe pattern is smeared, a vertical one kept
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[::2] = 255
+    assert degrade_crop(stripes, 5, 90.0, 0, 0.0, 0, rng)[8:56].std() < 0.3 * stripes.std()
+    assert degrade_crop(stripes.transpose(1, 0, 2), 5, 90.0, 0, 0.0, 0, rng)[8:56].std() > 0.9 * stripes.std()
+
+
+def test_degrade_noise_has_the_asked_strength_and_grey_noise_is_grey():
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    colour = degrade_crop(flat, 0, 0.0, 0, 10.0, 0, np.random.default_rng(1)).astype(float)
+    assert 9.5 < colour.std() < 10.5
+    assert np.abs(colour[..., 0] - colour[..., 1]).mean() > 5  # each channel its own grain
+    grey = degrade_crop(flat, 0, 0.0, 0, 10.0, 0, np.random.default_rng(1), mono=True)
+    assert 9.5 < grey.astype(float).std() < 10.5
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
+
+
+def test_camera_defects_real_draws():
+    """About the asked fraction is hit; every row has at least one defect, each within its range."""
+    d = camera_defects(np.random.default_rng(2), 4000, 0.3)
+    hit, length, turn, side, sigma, quality = d.T
+    assert abs(hit.mean() - 0.3) < 0.03
+    assert ((length > 0) | (side > 0) | (sigma > 0) | (quality > 0)).all()
+    for v, lo, hi in ((length, 3, 7), (side, 20, 48), (sigma, 2, 16), (quality, 15, 70)):
+        on = v[v > 0]
+        assert on.min() >= lo and on.max() <= hi and 0.3 < len(on) / len(v) < 0.6
+    assert set(np.unique(length[length > 0])) == {3, 5, 7}
+    assert turn.min() >= 0 and turn.max() <= 180
+
+
+def test_degrade_in_the_batch_keeps_the_labels(crops):
+    """Scripted draws (coin 0.3: every crop hit, all four defects; mid-range values, no noise drawn): each crop is
+    ``degrade_crop`` of itself with those values, and the labels stay. Real draws: the defects come after every
+    other draw, so the crops they miss are exactly those of the same seed without them."""
+    img, pose = crops
+    out, new = augment_batch(img, pose, ScriptedRng(coin=0.3), flip=False, rotate=0.0, degrade=1.0)
+    for i in range(len(img)):
+        ref = degrade_crop(img[i], 5, 90.0, 34, 9.0, 42, ScriptedRng())
+        np.testing.assert_array_equal(out[i], ref)
+    assert np.abs(out.astype(int) - img).mean() > 5
+    np.testing.assert_allclose(new, pose, atol=1e-6)
+    img, pose = np.tile(img, (8, 1, 1, 1)), np.tile(pose, (8, 1))
+    a, pa = augment_batch(img, pose, np.random.default_rng(4), grey=0.2)
+    b, pb = augment_batch(img, pose, np.random.default_rng(4), grey=0.2, degrade=0.3)
+    same = (a == b).all(axis=(1, 2, 3))
+    assert 0.55 < same.mean() < 0.85, same.mean()
+    np.testing.assert_allclose(pa, pb, atol=1e-6)
+
+
 def test_inputs_are_not_modified(crops):
     img, pose = crops
     img0, pose0 = img.copy(), pose.copy()
     for rng in (ScriptedRng(0.9, 0.3), np.random.default_rng(0)):
-        out, new = augment_batch(img, pose, rng, grey=0.3, infrared=0.3, erase=0.5)
+        out, new = augment_batch(img, pose, rng, grey=0.3, infrared=0.3, erase=0.5, degrade=0.5)
         assert out is not img and new is not pose
     np.testing.assert_array_equal(img, img0)
     np.testing.assert_array_equal(pose, pose0)

@@ -575,3 +575,6 @@ def test_ema_saves_the_average_and_keeps_it_for_resume(tmp_path, biwi_npz):
         np.testing.assert_allclose(a, b, atol=1e-6)  # last.keras carries the average on
     with pytest.raises(HeadposeError, match="--ema must be in"):
         train(TrainConfig(data=cfg.data, val=cfg.val, out=str(tmp_path / "bad"), ema=1.0))
+    for bad, why in (({"degrade": 1.5}, "--degrade is a fraction"), ({"grey": 0.7, "infrared": 0.5}, "together")):
+        with pytest.raises(HeadposeError, match=why):
+            train(TrainConfig(data=cfg.data, val=cfg.val, out=str(tmp_path / "bad"), **bad))

@@ -180,13 +180,13 @@ def test_every_train_setting_is_a_flag(capsys):
             "--lr", "0.002", "--lr-decay-epochs", "3", "5", "--lr-decay", "0.5", "--seed", "4", "--no-augment",
             "--rotate", "10", "--size", "48", "--channels", "1", "--stage-num", "2", "3", "4", "--lambda-d", "0.5",
             "--bn-momentum", "0.9", "--workers", "1", "--init", "m.keras", "--precision", "bfloat16", "--width",
-            "0.5", "--grey", "0.2", "--infrared", "0.1", "--erase", "0.3", "--balance", "0.75", "--ema", "0.999",
-            "--freeze-streams"]
+            "0.5", "--grey", "0.2", "--infrared", "0.1", "--erase", "0.3", "--degrade", "0.25", "--balance", "0.75",
+            "--ema", "0.999", "--freeze-streams"]
     want = TrainConfig(data=["a.npz", "b.npz"], out="r", val=["v.npz"], epochs=7, batch_size=16, lr=0.002,
                        lr_decay_epochs=(3, 5), lr_decay=0.5, seed=4, augment=False, rotate=10.0, size=48, channels=1,
                        stage_num=(2, 3, 4), lambda_d=0.5, bn_momentum=0.9, workers=1, init="m.keras",
-                       precision="bfloat16", width=0.5, grey=0.2, infrared=0.1, erase=0.3, balance=0.75, ema=0.999,
-                       freeze_streams=True)
+                       precision="bfloat16", width=0.5, grey=0.2, infrared=0.1, erase=0.3, degrade=0.25, balance=0.75,
+                       ema=0.999, freeze_streams=True)
     assert config_from(_train_settings(argv)[0]) == want
     untouched = [f.name for f in fields(TrainConfig) if getattr(want, f.name) == getattr(TrainConfig(), f.name)]
     assert untouched == ["val_split"]  # the one left, exclusive with --val:

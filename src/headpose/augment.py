@@ -13,6 +13,13 @@ gamma and a lower contrast.
 Occlusion, for faces half hidden by hands, hair, glasses, masks or the frame edge, as photos in the wild are:
 ``erase`` blanks a fraction of the crops over one random rectangle (random erasing, Zhong et al. 2020: 2-20% of
 the crop, aspect 1:3 to 3:1, one random colour); the labels are unchanged.
+
+Camera degradations, for small faces in wide frames, compressed video and dim cabins: ``degrade`` gives a fraction
+of the crops each of four defects with odds 0.4 (at least one): motion blur (a 3-7 px line at any angle), low
+resolution (the face sampled at 20-48 px, then scaled back), sensor noise (σ 2-16 grey levels, at the sampled
+resolution, one value for the three channels of a grey or NIR-like crop) and JPEG compression (quality 15-70), in
+that order, as a camera makes them (:func:`degrade_crop`). Session 19 measured the shipped models on such crops
+(``scripts/experiments/robustness.py``): noise of σ 10 cost them 1.2-4.4° before this.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from headpose.geometry import flip_ypr, rotate_in_plane
 
 def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generator,
                   flip: bool = True, rotate: float = 30.0, grey: float = 0.0,
-                  infrared: float = 0.0, erase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented copies of a batch (uint8 N×S×S×C, float N×3); the inputs are not modified."""
+                  infrared: float = 0.0, erase: float = 0.0, degrade: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented copies of a batch (uint8 N×S×S×C, float N×3); the inputs are not modified. With ``degrade`` 0
+    the random draws are those of the releases before it (a seeded run makes the same batches)."""
     n, s = images.shape[0], images.shape[1]
     out = np.empty_like(images)
     poses = np.array(poses, dtype=np.float32, copy=True)
@@ -42,6 +50,7 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
     look = rng.random(n)  # < grey: grey; < grey + infrared: NIR-like; else colour
     gamma = rng.uniform(0.6, 1.2, n)
     boxes, colour = erase_boxes(rng, n, s, erase)
+    defects = camera_defects(rng, n, degrade) if degrade else None
     c = (s - 1) / 2.0
     for i in range(n):
         m = cv2.getRotationMatrix2D((c, c), float(angle[i]), float(zoom[i]))
@@ -57,6 +66,10 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
             img[y:y + h, x:x + w] = colour[i, :img.shape[-1]]
         if img.shape[-1] == 3 and look[i] < grey + infrared:
             img = as_grey(img) if look[i] < grey else infrared_like(img, float(gamma[i]))
+        if defects is not None and defects[i, 0]:
+            _, length, turn, side, sigma, quality = defects[i]
+            img = degrade_crop(img, int(length), float(turn), int(side), float(sigma), int(quality), rng,
+                          mono=bool(look[i] < grey + infrared))
         if blur[i]:
             img = cv2.GaussianBlur(img, (3, 3), 0).reshape(img.shape)
         if do_flip[i]:
@@ -78,6 +91,51 @@ def erase_boxes(rng, n: int, s: int, fraction: float) -> tuple[np.ndarray, np.nd
     left = np.minimum((rng.uniform(0, 1, n) * (s - w + 1)).astype(int), s - w)
     colour = rng.uniform(0, 255, (n, 3))
     return np.stack([top, left, np.where(hit, h, 0), w], axis=1), colour
+
+
+def camera_defects(rng, n: int, fraction: float) -> np.ndarray:
+    """Each crop's camera defects (:func:`degrade_crop`'s arguments), rows of (hit, motion length, motion angle,
+    sampled side, noise σ, JPEG quality): a fraction of the crops is hit; each defect of a hit crop is drawn with
+    odds 0.4, one at random where none was; 0 turns a defect off (length, σ, quality; side: the crop's own)."""
+    hit = rng.random(n) < fraction
+    on = rng.random((n, 4)) < 0.4
+    pick = np.minimum((rng.uniform(0, 4, n)).astype(int), 3)
+    none = ~on.any(axis=1)
+    on[none, pick[none]] = True
+    length = 2 * np.rint(rng.uniform(1, 3, n)) + 1  # 3, 5 or 7 px
+    turn = rng.uniform(0, 180, n)
+    side = np.rint(rng.uniform(20, 48, n))
+    sigma = rng.uniform(2, 16, n)
+    quality = np.rint(rng.uniform(15, 70, n))
+    return np.stack([hit, on[:, 0] * length, turn, on[:, 1] * side, on[:, 2] * sigma, on[:, 3] * quality], axis=1)
+
+
+def degrade_crop(img: np.ndarray, length: int, turn: float, side: int, sigma: float, quality: int, rng,
+            mono: bool = False) -> np.ndarray:
+    """A crop as a worse camera would give it: motion blur along a ``length``-px line at ``turn`` degrees, then
+    sampled at ``side``×``side`` px, Gaussian noise of ``sigma`` grey levels (``mono``: the same in every
+    channel), JPEG at ``quality``, and scaled back to the crop's size. 0 skips a step."""
+    s = img.shape[0]
+    out = img
+    if length > 1:
+        k = np.zeros((length, length), np.float32)
+        k[length // 2] = 1.0
+        rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), turn, 1.0)
+        k = cv2.warpAffine(k, rot, (length, length))
+        out = cv2.filter2D(out, -1, k / max(float(k.sum()), 1e-6)).reshape(out.shape)
+    if side and side < s:
+        out = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA).reshape((side, side) + img.shape[2:])
+    if sigma > 0:
+        shape = out.shape[:2] + (1,) if mono or out.ndim == 2 else out.shape
+        grain = rng.normal(0.0, sigma, shape).astype(np.float32)
+        out = np.clip(out.astype(np.float32) + grain.reshape(shape if out.ndim == 3 else out.shape), 0, 255)
+        out = (out + 0.5).astype(np.uint8)
+    if quality and out.ndim == 3 and out.shape[-1] == 3:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if out.shape[0] != s:
+        out = cv2.resize(out, (s, s), interpolation=cv2.INTER_LINEAR).reshape(img.shape)
+    return out.reshape(img.shape)
 
 
 def as_grey(img: np.ndarray) -> np.ndarray:

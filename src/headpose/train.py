@@ -88,6 +88,8 @@ class TrainConfig:
                                          "flat contrast)")
     erase: float = _setting(0.0, help="augmentation: fraction of crops with one random rectangle (a fiftieth to a "
                                       "fifth of the crop) blanked in one colour: occlusion")
+    degrade: float = _setting(0.0, help="augmentation: fraction of crops given camera defects (motion blur, "
+                                        "low resolution, sensor noise, JPEG; headpose.augment.degrade_crop)")
     balance: float = _setting(0.0, help="yaw balance: each epoch draws as many samples as there are, each with a "
                                         "chance proportional to (count of its 10° |yaw| bin)^-BALANCE (0: every "
                                         "sample once, the original; 1: every bin equally often)")
@@ -257,7 +259,7 @@ def batches(keras, data: ArraySet, cfg: TrainConfig, size: int, train: bool, fir
             if train and cfg.augment:
                 rng = np.random.default_rng((cfg.seed, self.epoch, i))
                 x, y = augment_batch(x, y, rng, rotate=cfg.rotate, grey=cfg.grey, infrared=cfg.infrared,
-                                     erase=cfg.erase)
+                                     erase=cfg.erase, degrade=cfg.degrade)
             return prepare_input(x, cfg.channels, size), y
 
         def on_epoch_end(self):
@@ -366,6 +368,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     dtype_policy(cfg.precision)  # an unknown --precision fails before any data is read
     if not 0.0 <= cfg.ema < 1.0:
         raise HeadposeError(f"--ema must be in [0, 1), got {cfg.ema}")
+    for name in ("grey", "infrared", "erase", "degrade"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise HeadposeError(f"--{name} is a fraction of the crops, between 0 and 1: got {getattr(cfg, name)}")
+    if cfg.grey + cfg.infrared > 1.0:
+        raise HeadposeError(f"--grey {cfg.grey} and --infrared {cfg.infrared} share the crops: together at most 1")
     if cfg.freeze_streams and not (cfg.init or resume):
         raise HeadposeError("--freeze-streams keeps the conv streams of a trained model: give it with --init")
     if cfg.precision == "bfloat16" and keras.backend.backend() == "tensorflow" and cpu_has_bf16() is False:
