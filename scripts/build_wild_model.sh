@@ -93,7 +93,7 @@ MARGIN=$([ "$LITE" = 1 ] && echo 0.2 || echo 0.25)
 DATA_TEXT=("start: the previous shipped model (renders of 998 UTKFace meshes, then BIWI)"
            "aflw_wild blocks p00-p12: 12,832 in-the-wild crops (AFLW yaw; pitch and roll fitted to the 21 landmarks within ±70° of yaw), beyond each crop its mirror defocused"
            "BIWI sequences 01 05 07 08 10 13 16 19 20 23 (6,206 crops)"
-           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged; then 50 epochs from that average on the same data at learning rate 1e-3 again (a warm restart, seed 16)' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged; then three more such cycles from that average (seeds 8, 10, 11), the four averaged')")
+           "$([ "$LITE" = 1 ] && echo 'two cycles of 50 epochs (seeds 4 and 5), the second a warm restart from the first; then 24 epochs from its result at learning rate 3e-4 (seed 6), averaged with it; then two cycles from that average taught by the full model (its mirror-averaged answers on the aflw_wild crops and 7,924 unlabelled UTKFace faces, beside the real labels; seeds 7 and 8), the three averaged; then 50 epochs from that average on the same data at learning rate 1e-3 again (a warm restart, seed 16); then 20 epochs from it at 3e-4 with camera defects (motion blur, low resolution, sensor noise, JPEG on 30% of the crops; seed 20)' || echo '42 epochs (seed 3), then three cycles of 24 more, each from the previous result at learning rate 3e-4 (seeds 5, 6, 7), the last two averaged; then three more such cycles from that average (seeds 8, 10, 11), the four averaged; then three such cycles from that average with camera defects (motion blur, low resolution, sensor noise, JPEG on 30% of the crops; seeds 20, 21, 22), the four averaged')")
 if [ "$LITE" = 1 ]; then
     # two cycles of 50 epochs from the previous lite model (blur-filled crops): wild_lite_bL3 (seed 4), then
     # wild_lite_bL4 from its result at the first learning rate again (seed 5); then 24 epochs from bL4's result at
@@ -113,7 +113,10 @@ if [ "$LITE" = 1 ]; then
     # then a warm restart from that average on the same taught data: 50 epochs at 1e-3 (÷10 at 42 and 47, seed 16;
     # session 16), its best epoch shipped
     [ -f runs/wild_lite_bL16d/best.keras ] || headpose train --config configs/wild_lite_bL16d.toml
-    python scripts/ship_model.py runs/wild_lite_bL16d/best.keras --name headpose_ssrnet_mt_lite \
+    # then a low-rate cycle from it with camera defects (train --degrade 0.3: motion blur, low resolution, sensor
+    # noise, JPEG; 20 epochs at 3e-4, seed 20; session 19), its best epoch shipped
+    [ -f runs/wild_lite_bL20r/best.keras ] || headpose train --config configs/wild_lite_bL20r.toml
+    python scripts/ship_model.py runs/wild_lite_bL20r/best.keras --name headpose_ssrnet_mt_lite \
         --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" --selection "$SELECTION" --margin "$MARGIN" \
         --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
         --commands "bash scripts/build_wild_model.sh --lite" --note "lite (width 0.5); $NOTE" \
@@ -135,6 +138,11 @@ headpose soup --model runs/wild_b1L5/best.keras runs/wild_b1L6/best.keras --out 
 for s in 8 10 11; do [ -f "runs/wild_b1L$s/best.keras" ] || headpose train --config "configs/wild_b1L$s.toml"; done
 headpose soup --model runs/full_cand/soup_b1L5_b1L6.keras runs/wild_b1L8/best.keras runs/wild_b1L10/best.keras \
     runs/wild_b1L11/best.keras --out runs/full_cand/ship_L8_L10_L11.keras
-python scripts/ship_model.py runs/full_cand/ship_L8_L10_L11.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
+# then three such cycles from that average with camera defects (train --degrade 0.3: motion blur, low resolution,
+# sensor noise, JPEG; wild_b1R20-22, seeds 20-22), averaged with it (session 19)
+for s in 20 21 22; do [ -f "runs/wild_b1R$s/best.keras" ] || headpose train --config "configs/wild_b1R$s.toml"; done
+headpose soup --model runs/full_cand/ship_L8_L10_L11.keras runs/wild_b1R20/best.keras runs/wild_b1R21/best.keras \
+    runs/wild_b1R22/best.keras --out runs/full_cand/ship_R20_R21_R22.keras
+python scripts/ship_model.py runs/full_cand/ship_R20_R21_R22.keras --flip --val "$D/biwi_hold.npz" --calib "$D/calib_mix.npz" \
     --selection "$SELECTION" --margin "$MARGIN" --also "$D/aflw2000_a.npz" "$D/aflw2000_b.npz" "$D/wild_hold.npz" \
     --data "${DATA_TEXT[@]}" --commands "bash scripts/build_wild_model.sh" --note "$NOTE"

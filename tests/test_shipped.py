@@ -73,7 +73,7 @@ def test_bundled_exports_agree(held_out, which):
     onnx = pytest.importorskip("onnxruntime") and open_model(WEIGHTS / f"{stem}.onnx")(x)
     assert np.abs(onnx - ref).max() < 0.01
     int8 = open_model(f"{which}-int8")(x)
-    assert np.abs(int8 - ref).mean() < 0.4  # 0.23° (full) and 0.30° (lite) on all 2,282 crops
+    assert np.abs(int8 - ref).mean() < 0.4  # 0.20° (full) and 0.28° (lite) on all 2,282 crops
     # the lite (half-width) network keeps a third block of each stream float (export.FLOAT_LAYERS_NARROW)
     assert_int8_with_float_fusion(WEIGHTS / f"{stem}_int8.tflite", narrow=which == "lite")
 
@@ -118,3 +118,23 @@ def test_mirror_averaging_follows_the_card(held_out):
     averaged = np.abs(open_model("full")(x) - y).mean()
     single = np.abs(open_model("full", flip=False)(x) - y).mean()
     assert averaged < single - 0.1, (averaged, single)
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_bundled_model_reads_noisy_and_compressed_crops(held_out, which):
+    """Camera defects on real held-out BIWI crops (``augment.degrade_crop``, fixed seed): sensor noise of σ 10 grey
+    levels and JPEG at quality 10 each cost the shipped models at most about a degree (session 19's models, trained
+    with ``--degrade``, on this slice: full +1.1° / +1.1°, lite +0.5° / +0.6°; the models before them failed: noise
+    cost the full one +3.1° and took the lite one to 5.0°). The noisy crops must be read well, not just read the
+    same as the clean ones: their error is bounded too."""
+    from headpose.augment import degrade_crop
+    from headpose.data.npz import load_npz
+    from headpose.runtime import open_model
+
+    x, y = load_npz(held_out, mmap=False)
+    model = open_model(which)
+    clean = np.abs(model(x) - y).mean()
+    rng = np.random.default_rng(0)
+    for name, args in (("noise σ10", (0, 0.0, 0, 10.0, 0)), ("JPEG q10", (0, 0.0, 0, 0.0, 10))):
+        worse = np.abs(model(np.stack([degrade_crop(c, *args, rng) for c in x])) - y).mean()
+        assert worse - clean < 2.0 and worse < MODELS[which][2], (name, clean, worse)
