@@ -140,6 +140,9 @@ def test_degrade_noise_has_the_asked_strength_and_grey_noise_is_grey():
     assert 9.5 < grey.astype(float).std() < 10.5
     np.testing.assert_array_equal(grey[..., 0], grey[..., 1])
     np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
+    # one-channel crops (train --channels 1) go through every step and keep their shape
+    one = degrade_crop(flat[..., :1], 5, 30.0, 24, 10.0, 20, np.random.default_rng(1))
+    assert one.shape == (64, 64, 1) and 2 < one.astype(float).std() < 8  # the grain, smoothed by JPEG and the upscale
 
 
 def test_camera_defects_real_draws():

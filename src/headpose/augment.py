@@ -19,7 +19,7 @@ of the crops each of four defects with odds 0.4 (at least one): motion blur (a 3
 resolution (the face sampled at 20-48 px, then scaled back), sensor noise (σ 2-16 grey levels, at the sampled
 resolution, one value for the three channels of a grey or NIR-like crop) and JPEG compression (quality 15-70), in
 that order, as a camera makes them (:func:`degrade_crop`). Session 19 measured the shipped models on such crops
-(``scripts/experiments/robustness.py``): noise of σ 10 cost them 1.2-4.4° before this.
+(``scripts/robustness.py``): noise of σ 10 cost them 1.2-4.4° before this.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def augment_batch(images: np.ndarray, poses: np.ndarray, rng: np.random.Generato
         if defects is not None and defects[i, 0]:
             _, length, turn, side, sigma, quality = defects[i]
             img = degrade_crop(img, int(length), float(turn), int(side), float(sigma), int(quality), rng,
-                          mono=bool(look[i] < grey + infrared))
+                               mono=bool(look[i] < grey + infrared))
         if blur[i]:
             img = cv2.GaussianBlur(img, (3, 3), 0).reshape(img.shape)
         if do_flip[i]:
@@ -111,10 +111,11 @@ def camera_defects(rng, n: int, fraction: float) -> np.ndarray:
 
 
 def degrade_crop(img: np.ndarray, length: int, turn: float, side: int, sigma: float, quality: int, rng,
-            mono: bool = False) -> np.ndarray:
+                 mono: bool = False) -> np.ndarray:
     """A crop as a worse camera would give it: motion blur along a ``length``-px line at ``turn`` degrees, then
     sampled at ``side``×``side`` px, Gaussian noise of ``sigma`` grey levels (``mono``: the same in every
-    channel), JPEG at ``quality``, and scaled back to the crop's size. 0 skips a step."""
+    channel), JPEG at ``quality``, and scaled back to the crop's size. 0 skips a step. ``img``: S×S×C uint8, C 1
+    or 3 (the layout of the training crops)."""
     s = img.shape[0]
     out = img
     if length > 1:
@@ -126,13 +127,12 @@ def degrade_crop(img: np.ndarray, length: int, turn: float, side: int, sigma: fl
     if side and side < s:
         out = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA).reshape((side, side) + img.shape[2:])
     if sigma > 0:
-        shape = out.shape[:2] + (1,) if mono or out.ndim == 2 else out.shape
-        grain = rng.normal(0.0, sigma, shape).astype(np.float32)
-        out = np.clip(out.astype(np.float32) + grain.reshape(shape if out.ndim == 3 else out.shape), 0, 255)
-        out = (out + 0.5).astype(np.uint8)
-    if quality and out.ndim == 3 and out.shape[-1] == 3:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        grain = rng.normal(0.0, sigma, out.shape[:2] + (1,) if mono else out.shape).astype(np.float32)
+        out = (np.clip(out.astype(np.float32) + grain, 0, 255) + 0.5).astype(np.uint8)
+    if quality:
+        _, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        grey = out.shape[-1] == 1
+        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR).reshape(out.shape)
     if out.shape[0] != s:
         out = cv2.resize(out, (s, s), interpolation=cv2.INTER_LINEAR).reshape(img.shape)
     return out.reshape(img.shape)
