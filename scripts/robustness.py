@@ -17,8 +17,8 @@ import argparse
 import numpy as np
 
 from headpose.augment import as_grey, degrade_crop
-from headpose.data.npz import angle_filter, load_npz
-from headpose.runtime import open_model, prepare_input
+from headpose.evaluate import mae_table, predict_npz
+from headpose.runtime import open_model
 
 SELECTION = ("runs/data/aflw2000_a.npz", "runs/data/biwi_select.npz", "runs/data/wild_select.npz")
 
@@ -35,7 +35,7 @@ def conditions(rng) -> dict:
         return lambda x: degrade_crop(x, length, 0.0, side, sigma, quality, rng)
 
     return {
-        "clean": lambda x: x,
+        "clean": None,
         "grey": as_grey,
         "32 px face": d(side=32),
         "20 px face": d(side=20),
@@ -49,23 +49,7 @@ def conditions(rng) -> dict:
     }
 
 
-def read(sets) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for path in sets:
-        images, poses = load_npz(path)
-        keep = angle_filter(poses)
-        out.append((np.asarray(images)[keep], poses[keep]))
-    return out
-
-
-def score(runner, images: np.ndarray, poses: np.ndarray) -> float:
-    x = prepare_input(images, runner.channels, runner.img_size)
-    err = np.abs(runner(x, batch_size=256) - poses)
-    return float(np.nanmean(np.nanmean(err, axis=0)))
-
-
 def main(models, sets=SELECTION, flip=None) -> None:
-    data = read(sets)
     names = [s.rsplit("/", 1)[-1].removesuffix(".npz") for s in sets]
     for m in models:
         runner = open_model(m, flip=flip)
@@ -73,7 +57,7 @@ def main(models, sets=SELECTION, flip=None) -> None:
         print(f"{'condition':<18}" + "".join(f"{n:>22}" for n in names))
         rows = {}
         for cond, fn in conditions(np.random.default_rng(0)).items():
-            rows[cond] = [score(runner, np.stack([fn(c) for c in im]), po) for im, po in data]
+            rows[cond] = [mae_table(*predict_npz(runner, path, 256, transform=fn))["mean"] for path in sets]
             print_row(cond, rows[cond], rows["clean"])
         degraded = np.mean([v for k, v in rows.items() if k != "clean"], axis=0)
         print_row("mean of the ten", degraded, rows["clean"])

@@ -167,6 +167,13 @@ def test_evaluate_grey_and_flip(tmp_path):
     as_grey = evaluate("full", [tmp_path / "a.npz"], quiet=True, grey=True)[str(tmp_path / "a.npz")]
     already = evaluate("full", [tmp_path / "g.npz"], quiet=True)[str(tmp_path / "g.npz")]
     assert as_grey["mean"] == pytest.approx(already["mean"], abs=1e-4)
+    # a crop transform (scripts/robustness.py's camera defects) goes the same way as --grey
+    from headpose.augment import as_grey as grey_crop
+    from headpose.evaluate import predict_npz
+
+    runner = open_model("full")
+    np.testing.assert_array_equal(predict_npz(runner, tmp_path / "a.npz", transform=grey_crop)[0],
+                                  predict_npz(runner, tmp_path / "a.npz", grey=True)[0])
     assert as_grey["mean"] != pytest.approx(colour["mean"], abs=1e-4)
     flipped = evaluate("full", [tmp_path / "a.npz"], quiet=True, flip=True)[str(tmp_path / "a.npz")]
     from headpose.data.npz import angle_filter

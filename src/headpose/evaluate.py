@@ -20,9 +20,14 @@ from headpose.runtime import FlipAverage, open_model, prepare_input
 ANGLES = ("yaw", "pitch", "roll")
 
 
-def predict_npz(runner, path, batch_size: int = 64, grey: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_npz(runner, path, batch_size: int = 64, grey: bool = False,
+                transform=None) -> tuple[np.ndarray, np.ndarray]:
     """(predictions, labels) of a model runner on an ``.npz`` after the ±99° filter, resized if needed.
-    ``grey``: score grey copies of the crops (luminance in all three channels, as a grey camera gives)."""
+    ``grey``: score grey copies of the crops (luminance in all three channels, as a grey camera gives);
+    ``transform``: score each crop (uint8 S×S×C) as this function returns it, in the set's order (e.g. a camera
+    defect, ``scripts/robustness.py``); not with ``grey``."""
+    if grey and transform is not None:
+        raise ValueError("predict_npz: give grey or transform, not both")
     images, poses = load_npz(path)
     keep = np.flatnonzero(angle_filter(poses))
     if not len(keep):
@@ -33,7 +38,9 @@ def predict_npz(runner, path, batch_size: int = 64, grey: bool = False) -> tuple
         if grey and x.shape[-1] == 3:
             from headpose.augment import as_grey
 
-            x = np.stack([as_grey(c) for c in x])
+            transform = as_grey
+        if transform is not None:
+            x = np.stack([transform(c) for c in x])
         x = prepare_input(x, runner.channels, runner.img_size)
         pred[i : i + len(x)] = runner(x, batch_size=batch_size)
     return pred, poses[keep]
